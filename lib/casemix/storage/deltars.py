@@ -1,0 +1,507 @@
+"""delta-rs engine: Spark writes the data files in parallel, the driver commits them once with delta-rs.
+
+How a write works (one job run = one commit = one new version):
+
+1. Spark writes the rows as Parquet into a fresh folder ``<table>/w-<time>-<id>/`` inside the table,
+   partitioned by the table's partition columns. Unlike a plain partitioned write, the partition
+   columns are also kept inside the files (the Delta protocol allows it; readers take partition
+   values from the log), and the folder names use ``p_<column>=<value>`` with values reduced to
+   ``[A-Za-z0-9_.-]`` (other values become ``h<hash>``), so no path needs URI escaping.
+2. The driver lists the new files and reads only their Parquet footers (row counts, null counts,
+   min/max): no row of data passes through the driver. A file's partition values are its
+   footer's min = max of each partition column; a footer with min != max, or nulls in a column the
+   catalogue declares NOT NULL, aborts the write.
+3. One delta-rs commit adds the files (and, for replace-where and merge, removes the replaced ones).
+   delta-rs checks the commit against concurrent ones: a conflicting commit raises
+   :class:`ConcurrentWriteError` after the staged files are deleted; appends are retried.
+
+Reading goes the other way: the snapshot's file list comes from delta-rs, Spark reads the files.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timezone
+from typing import Any, Mapping, Optional, Sequence
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, Schema
+from deltalake.exceptions import CommitFailedError, TableNotFoundError as DeltaTableNotFound
+from deltalake.transaction import AddAction, CommitProperties, RemoveAction, create_table_with_add_actions
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
+
+from casemix.storage.base import (
+    ConcurrentWriteError,
+    DeltaStore,
+    MergeResult,
+    ReplaceWhereError,
+    StorageError,
+    TableNotFoundError,
+    conform,
+    partition_value_string,
+)
+from casemix.tables import TableDef
+
+log = logging.getLogger(__name__)
+
+WRITER = "casemix-deltars/1"
+_META_WRITER = "casemix.writer"
+_META_COMMIT = "casemix.commit_id"
+_SAFE = r"^[A-Za-z0-9_.-]{1,64}$"
+_FILE_COL = "_casemix_file"
+
+
+def _plain_path(uri: str) -> str:
+    """A local path or URI in the form Spark's ``_metadata.file_path`` and delta-rs agree on."""
+    if uri.startswith("file://"):
+        return uri[len("file://"):]
+    if uri.startswith("file:"):
+        return uri[len("file:"):]
+    return uri
+
+
+def _footer(fs: pafs.FileSystem, path: str) -> dict[str, Any]:
+    with fs.open_input_file(path) as handle:
+        size = handle.size()
+        meta = pq.ParquetFile(handle).metadata
+    columns: dict[str, dict[str, Any]] = {}
+    for rg in range(meta.num_row_groups):
+        group = meta.row_group(rg)
+        for ci in range(group.num_columns):
+            chunk = group.column(ci)
+            name = chunk.path_in_schema
+            if "." in name:  # nested (lists): no usable min/max
+                continue
+            entry = columns.setdefault(name, {"nulls": 0, "min": None, "max": None, "exact": True})
+            st = chunk.statistics
+            if st is None or not st.has_null_count:
+                entry["exact"] = False
+                continue
+            entry["nulls"] += st.null_count
+            if st.has_min_max:
+                entry["min"] = st.min if entry["min"] is None else min(entry["min"], st.min)
+                entry["max"] = st.max if entry["max"] is None else max(entry["max"], st.max)
+    return {"path": path, "size": size, "rows": meta.num_rows, "columns": columns}
+
+
+def _stat_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (int, float, str, bool)):
+        return value
+    return None  # decimals, binary: left out of the stats (allowed by the protocol)
+
+
+class DeltaRsStore(DeltaStore):
+    """Delta tables committed with delta-rs; data files written and read by Spark."""
+
+    engine = "delta-rs"
+
+    def __init__(self, spark: SparkSession, warehouse: str, *, commit_retries: int = 3, **kwargs):
+        super().__init__(spark, warehouse, **kwargs)
+        self.commit_retries = commit_retries
+        self._fs, self._root = pafs.FileSystem.from_uri(warehouse if "://" in warehouse else "file://" + warehouse)
+
+    # -- snapshot access ----------------------------------------------------------------------------
+    def _uri(self, definition: TableDef) -> str:
+        return self.location(definition)
+
+    def _open(self, definition: TableDef, version: int | None = None) -> DeltaTable:
+        try:
+            return DeltaTable(self._uri(definition), version=version)
+        except DeltaTableNotFound as exc:
+            raise TableNotFoundError(f"table {definition.name} does not exist at {self._uri(definition)}") from exc
+        except Exception as exc:  # a missing version raises a generic DeltaError
+            if version is not None and DeltaTable.is_deltatable(self._uri(definition)):
+                raise TableNotFoundError(f"table {definition.name} has no version {version}: {exc}") from exc
+            raise
+
+    def exists(self, table) -> bool:
+        return DeltaTable.is_deltatable(self._uri(self.definition(table)))
+
+    def version(self, table) -> Optional[int]:
+        definition = self.definition(table)
+        return self._open(definition).version() if self.exists(definition) else None
+
+    def _arrow_schema(self, definition: TableDef) -> pa.Schema:
+        return to_arrow_schema(definition.schema)
+
+    def _delta_schema(self, definition: TableDef) -> Schema:
+        return Schema.from_arrow(self._arrow_schema(definition))
+
+    # -- writing --------------------------------------------------------------------------------------
+    def _stage(self, definition: TableDef, df: DataFrame) -> tuple[str, list[dict[str, Any]]]:
+        """Write ``df`` (already conformed) as Parquet into a new folder of the table; return the
+        folder (relative) and the footers of the files written."""
+        folder = f"w-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+        out = df
+        for col in definition.partition_by:
+            text = F.col(col).cast("string")
+            out = out.withColumn(
+                f"p_{col}",
+                F.when(text.rlike(_SAFE), text).otherwise(F.concat(F.lit("h"), F.substring(F.sha2(text, 256), 1, 16))),
+            )
+        writer = out.write.mode("errorifexists").option("compression", "snappy")
+        if definition.partition_by:
+            writer = writer.partitionBy(*[f"p_{c}" for c in definition.partition_by])
+        target = f"{self._uri(definition)}/{folder}"
+        writer.parquet(target)
+        base = f"{self._root.rstrip('/')}/{definition.name}/{folder}"
+        infos = self._fs.get_file_info(pafs.FileSelector(base, recursive=True))
+        paths = [
+            i.path for i in infos
+            if i.type == pafs.FileType.File and i.base_name.endswith(".parquet") and not i.base_name.startswith((".", "_"))
+        ]
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            footers = list(pool.map(lambda p: _footer(self._fs, p), paths))
+        return folder, footers
+
+    def _discard(self, definition: TableDef, folder: str) -> None:
+        try:
+            self._fs.delete_dir(f"{self._root.rstrip('/')}/{definition.name}/{folder}")
+        except OSError:  # pragma: no cover - best effort; vacuum removes leftovers
+            log.warning("could not delete staged folder %s of %s", folder, definition.name)
+
+    def _add_actions(self, definition: TableDef, footers: list[dict[str, Any]]) -> list[AddAction]:
+        table_root = f"{self._root.rstrip('/')}/{definition.name}/"
+        now = int(time.time() * 1000)
+        actions = []
+        for foot in footers:
+            rows = foot["rows"]
+            if rows == 0:
+                continue
+            cols = foot["columns"]
+            partition_values: dict[str, Optional[str]] = {}
+            for col in definition.partition_by:
+                st = cols.get(col)
+                if st is None or not st["exact"]:
+                    raise StorageError(f"{foot['path']}: no statistics for partition column {col}")
+                if st["nulls"] == rows:
+                    partition_values[col] = None
+                elif st["nulls"] == 0 and st["min"] == st["max"]:
+                    partition_values[col] = partition_value_string(st["min"])
+                else:
+                    raise StorageError(
+                        f"{foot['path']}: file mixes partition values of {col} ({st['min']} .. {st['max']}, "
+                        f"{st['nulls']} nulls); refusing to commit"
+                    )
+            for f in definition.schema.fields:
+                st = cols.get(f.name)
+                if not f.nullable and st is not None and st["exact"] and st["nulls"] > 0:
+                    raise StorageError(
+                        f"cannot write to table {definition.name}: column {f.name} is NOT NULL but "
+                        f"{st['nulls']} rows of {foot['path']} are null"
+                    )
+            stats = {"numRecords": rows, "nullCount": {}, "minValues": {}, "maxValues": {}}
+            for f in definition.schema.fields:
+                st = cols.get(f.name)
+                if st is None or not st["exact"]:
+                    continue
+                stats["nullCount"][f.name] = st["nulls"]
+                lo, hi = _stat_value(st["min"]), _stat_value(st["max"])
+                if lo is not None and hi is not None and not isinstance(st["min"], (bytes, bytearray)):
+                    stats["minValues"][f.name] = lo
+                    stats["maxValues"][f.name] = hi
+            actions.append(
+                AddAction(
+                    path=foot["path"][len(table_root):],
+                    size=foot["size"],
+                    partition_values=partition_values,
+                    modification_time=now,
+                    data_change=True,
+                    stats=json.dumps(stats, default=str),
+                )
+            )
+        return actions
+
+    def _commit(
+        self,
+        definition: TableDef,
+        actions: list,
+        mode: str,
+        operation: str,
+        metadata: Mapping[str, str] | None,
+        partition_filters=None,
+        create_if_missing: bool = True,
+    ) -> int:
+        commit_id = uuid.uuid4().hex
+        custom = {_META_WRITER: WRITER, _META_COMMIT: commit_id, "casemix.operation": operation}
+        custom.update({k: str(v) for k, v in (metadata or {}).items()})
+        props = CommitProperties(custom_metadata=custom)
+        if not self.exists(definition):
+            if not create_if_missing:
+                raise TableNotFoundError(f"table {definition.name} does not exist")
+            try:
+                create_table_with_add_actions(
+                    self._uri(definition),
+                    self._delta_schema(definition),
+                    [a for a in actions if isinstance(a, AddAction)],
+                    mode="error",
+                    partition_by=list(definition.partition_by) or None,
+                    name=definition.name,
+                    description=definition.description,
+                    configuration=definition.table_properties or None,
+                    commit_properties=props,
+                )
+                return self._version_of(definition, commit_id)
+            except Exception:
+                if not self.exists(definition):
+                    raise
+                # another writer created it first: commit against its version below
+        dt = self._open(definition)
+        dt.create_write_transaction(
+            actions,
+            mode,
+            self._arrow_schema(definition),
+            partition_by=list(definition.partition_by) or None,
+            partition_filters=partition_filters,
+            commit_properties=props,
+        )
+        return self._version_of(definition, commit_id)
+
+    def _version_of(self, definition: TableDef, commit_id: str) -> int:
+        for entry in self._open(definition).history(limit=50):
+            if entry.get(_META_COMMIT) == commit_id:
+                return int(entry["version"])
+        raise StorageError(f"commit {commit_id} of {definition.name} not found in its history")
+
+    def _write(self, definition, df, *, mode, operation, metadata, partition_filters=None, extra_actions=(),
+               check_where=None, retries=0) -> int:
+        folder, footers = self._stage(definition, df)
+        try:
+            actions = self._add_actions(definition, footers)
+            if check_where:
+                for a in actions:
+                    for col, allowed in check_where.items():
+                        if a.partition_values.get(col) not in allowed:
+                            raise ReplaceWhereError(
+                                f"replace_partitions on {definition.name}: rows with {col}="
+                                f"{a.partition_values.get(col)!r} are outside the partitions being replaced {allowed}"
+                            )
+            attempt = 0
+            while True:
+                try:
+                    return self._commit(definition, list(extra_actions) + actions, mode, operation, metadata,
+                                        partition_filters)
+                except CommitFailedError as exc:
+                    if attempt < retries:
+                        attempt += 1
+                        log.warning("commit to %s conflicted (%s); retry %d", definition.name, exc, attempt)
+                        continue
+                    raise ConcurrentWriteError(
+                        f"{operation} on table {definition.name} conflicted with a concurrent commit and was not "
+                        f"applied: {exc}. Re-run the job."
+                    ) from exc
+        except BaseException:
+            self._discard(definition, folder)
+            raise
+
+    def create(self, table) -> int:
+        definition = self.definition(table)
+        if self.exists(definition):
+            return self._open(definition).version()
+        empty = self.spark.createDataFrame([], definition.schema)
+        return self._write(definition, empty, mode="append", operation="CREATE", metadata=None)
+
+    def append(self, table, df, *, metadata=None) -> int:
+        definition = self.definition(table)
+        return self._write(definition, conform(definition, df), mode="append", operation="APPEND",
+                           metadata=metadata, retries=self.commit_retries)
+
+    def replace_partitions(self, table, df, where, *, metadata=None) -> int:
+        definition = self.definition(table)
+        where_s = self._check_where(definition, where)
+        filters = [(col, "in", values) for col, values in where_s.items()]
+        return self._write(definition, conform(definition, df), mode="overwrite", operation="REPLACE PARTITIONS",
+                           metadata={**(metadata or {}), "casemix.replace_where": json.dumps(where_s, ensure_ascii=False)},
+                           partition_filters=filters, check_where=where_s)
+
+    def merge(self, table, df, *, metadata=None) -> MergeResult:
+        definition = self.definition(table)
+        if not definition.merge_keys:
+            raise StorageError(f"table {definition.name} has no merge keys; use append or replace_partitions")
+        keys = list(definition.merge_keys)
+        vcol = definition.version_column
+        source = conform(definition, df)
+
+        # 1. one row per key in the source: the latest version (ties broken deterministically)
+        order = [F.col(vcol).desc()] if vcol else []
+        order.append(F.xxhash64(*definition.columns).desc())
+        ranked = source.withColumn("_rank", F.row_number().over(Window.partitionBy(*keys).orderBy(*order)))
+        source_dup = ranked.filter("_rank > 1").count()
+        source = ranked.filter("_rank = 1").drop("_rank")
+
+        if not self.exists(definition):
+            version = self._write(definition, source, mode="append", operation="MERGE", metadata=metadata)
+            return MergeResult(version, inserted=self._count_version(definition, version), updated=0,
+                               superseded=source_dup, files_rewritten=0)
+
+        dt = self._open(definition)
+        read_version = dt.version()
+        target = self._read_snapshot(definition, dt, with_file=True)
+        tkeys = target.select(*keys, *([F.col(vcol).alias("_tver")] if vcol else []), _FILE_COL)
+        skeys = source.select(*keys, *([F.col(vcol).alias("_sver")] if vcol else []))
+        joined = skeys.join(tkeys, keys, "left")
+        if vcol:
+            outcome = (F.when(F.col(_FILE_COL).isNull(), "insert")
+                       .when(F.col("_sver") >= F.col("_tver"), "update").otherwise("superseded"))
+        else:
+            outcome = F.when(F.col(_FILE_COL).isNull(), "insert").otherwise("update")
+        classified = joined.withColumn("_outcome", outcome).select(*keys, _FILE_COL, "_outcome").cache()
+        try:
+            counts = {r["_outcome"]: r["n"] for r in classified.groupBy("_outcome").agg(F.count("*").alias("n")).collect()}
+            touched = sorted(r[0] for r in classified.filter("_outcome = 'update'").select(_FILE_COL).distinct().collect())
+            losers = classified.filter("_outcome = 'superseded'").select(*keys)
+            winners = source.join(losers, keys, "left_anti")
+            replaced = classified.filter("_outcome = 'update'").select(*keys)
+            kept = target.filter(F.col(_FILE_COL).isin(touched)).join(replaced, keys, "left_anti").drop(_FILE_COL)
+            rows = winners.unionByName(kept) if touched else winners
+
+            snapshot = self._snapshot_files(dt)
+            now = int(time.time() * 1000)
+            removes = []
+            for f in snapshot:
+                if f["abs"] in touched:
+                    removes.append(RemoveAction(f["path"], True, now, f["size"], dict(f["partition_values"])))
+            meta = {**(metadata or {}), "casemix.read_version": str(read_version),
+                    "casemix.merge": json.dumps({k: counts.get(k, 0) for k in ("insert", "update", "superseded")})}
+            version = self._write(definition, rows, mode="append", operation="MERGE", metadata=meta,
+                                  extra_actions=removes)
+        finally:
+            classified.unpersist()
+        return MergeResult(version, inserted=counts.get("insert", 0), updated=counts.get("update", 0),
+                           superseded=counts.get("superseded", 0) + source_dup, files_rewritten=len(removes))
+
+    def _count_version(self, definition: TableDef, version: int) -> int:
+        dt = self._open(definition, version)
+        return sum(int(n) for n in pa.table(dt.get_add_actions(flatten=True)).column("num_records").to_pylist() if n)
+
+    # -- reading --------------------------------------------------------------------------------------
+    def _snapshot_files(self, dt: DeltaTable) -> list[dict[str, Any]]:
+        actions = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
+        uris = dt.file_uris()
+        by_rel = {}
+        for a in actions:
+            pv = {k[len("partition."):]: v for k, v in a.items() if k.startswith("partition.")}
+            by_rel[a["path"]] = {"path": a["path"], "size": a["size_bytes"], "partition_values": pv}
+        out = []
+        root = dt.table_uri.rstrip("/")
+        for uri in uris:
+            plain = _plain_path(uri)
+            rel = plain[len(_plain_path(root)) + 1:] if plain.startswith(_plain_path(root)) else plain
+            entry = by_rel.get(rel) or next((v for k, v in by_rel.items() if plain.endswith("/" + k)), None)
+            if entry is None:
+                raise StorageError(f"file {uri} of {dt.table_uri} has no add action")
+            out.append({**entry, "abs": plain, "uri": uri})
+        return out
+
+    def _written_by_us(self, dt: DeltaTable) -> bool:
+        """True when every commit that added files came from this engine (partition columns in files)."""
+        history = dt.history()
+        if not history or history[-1].get("version") != 0:
+            return False  # expired log entries: cannot tell
+        return all(h.get(_META_WRITER) == WRITER for h in history if h.get("operation") != "VACUUM START"
+                   and not str(h.get("operation", "")).startswith(("VACUUM", "SET TBLPROPERTIES")))
+
+    def _read_files(self, definition: TableDef, files: list[dict[str, Any]], in_file: bool,
+                    with_file: bool = False) -> DataFrame:
+        if not files:
+            df = self.spark.createDataFrame([], definition.schema)
+            return df.withColumn(_FILE_COL, F.lit(None).cast("string")) if with_file else df
+        reader = self.spark.read.option("mergeSchema", "false")
+        file_col = [F.regexp_replace(F.col("_metadata.file_path"), r"^file:(//)?", "").alias(_FILE_COL)] if with_file else []
+        if in_file or not definition.partition_by:
+            df = reader.schema(definition.schema).parquet(*[f["uri"] for f in files])
+            return df.select(*definition.columns, *file_col)
+        # files written by another engine do not hold their partition columns: add them per partition
+        data_schema = definition.schema.__class__([definition.field(c) for c in definition.data_columns])
+        groups: dict[tuple, list[str]] = {}
+        for f in files:
+            groups.setdefault(tuple(f["partition_values"].get(c) for c in definition.partition_by), []).append(f["uri"])
+        parts = []
+        for values, uris in groups.items():
+            part = reader.schema(data_schema).parquet(*uris)
+            for col, value in zip(definition.partition_by, values):
+                part = part.withColumn(col, F.lit(value).cast(definition.field(col).dataType))
+            parts.append(part.select(*definition.columns, *file_col))
+        out = parts[0]
+        for part in parts[1:]:
+            out = out.unionByName(part)
+        return out
+
+    def _read_snapshot(self, definition: TableDef, dt: DeltaTable, with_file: bool = False) -> DataFrame:
+        return self._read_files(definition, self._snapshot_files(dt), self._written_by_us(dt), with_file)
+
+    def read(self, table, *, version=None, timestamp=None) -> DataFrame:
+        definition = self.definition(table)
+        if not self.exists(definition):
+            raise TableNotFoundError(f"table {definition.name} does not exist at {self._uri(definition)}")
+        dt = self._open(definition, version)
+        if timestamp is not None:
+            if isinstance(timestamp, str):
+                timestamp = datetime.fromisoformat(timestamp)
+            if timestamp.tzinfo is None:
+                timestamp = timestamp.replace(tzinfo=timezone.utc)
+            dt.load_as_version(timestamp)
+        return self._read_snapshot(definition, dt)
+
+    def history(self, table) -> list[dict[str, Any]]:
+        definition = self.definition(table)
+        if not self.exists(definition):
+            return []
+        return [
+            {**{k: v for k, v in h.items() if k.startswith("casemix.")},
+             "version": h.get("version"), "timestamp": datetime.fromtimestamp(h["timestamp"] / 1000, timezone.utc),
+             "operation": h.get("casemix.operation") or h.get("operation")}
+            for h in self._open(definition).history()
+        ]
+
+    def changes(self, table, start_version, end_version=None) -> DataFrame:
+        definition = self.definition(table)
+        if not definition.change_feed:
+            raise StorageError(f"table {definition.name} does not keep a change data feed")
+        dt = self._open(definition)
+        end = dt.version() if end_version is None else end_version
+        in_file = self._written_by_us(dt)
+        root = self._uri(definition)
+        parts = []
+        for v in range(start_version, end + 1):
+            log_file = f"{self._root.rstrip('/')}/{definition.name}/_delta_log/{v:020d}.json"
+            with self._fs.open_input_stream(log_file) as handle:
+                lines = [json.loads(x) for x in handle.read().decode("utf-8").splitlines() if x.strip()]
+            stamp = next((x["commitInfo"].get("timestamp") for x in lines if "commitInfo" in x), None)
+            ts = datetime.fromtimestamp((stamp or 0) / 1000, timezone.utc)
+            cdc = [x["cdc"] for x in lines if "cdc" in x]
+            if cdc:  # written by an engine that records change files (delta-spark): use them
+                files = [{"uri": f"{root}/{c['path']}", "partition_values": c.get("partitionValues", {})} for c in cdc]
+                df = self.spark.read.parquet(*[f["uri"] for f in files])
+                parts.append(df.withColumn("_commit_version", F.lit(v)).withColumn("_commit_timestamp", F.lit(ts)))
+                continue
+            for kind, change in (("add", "insert"), ("remove", "delete")):
+                files = [{"uri": f"{root}/{x[kind]['path']}", "partition_values": x[kind].get("partitionValues") or {}}
+                         for x in lines if kind in x and x[kind].get("dataChange", True)]
+                if files:
+                    df = self._read_files(definition, files, in_file)
+                    parts.append(df.withColumn("_change_type", F.lit(change))
+                                 .withColumn("_commit_version", F.lit(v).cast("long"))
+                                 .withColumn("_commit_timestamp", F.lit(ts)))
+        if not parts:
+            empty = self.spark.createDataFrame([], definition.schema)
+            return (empty.withColumn("_change_type", F.lit(None).cast("string"))
+                    .withColumn("_commit_version", F.lit(None).cast("long"))
+                    .withColumn("_commit_timestamp", F.lit(None).cast("timestamp")))
+        out = parts[0]
+        for p in parts[1:]:
+            out = out.unionByName(p, allowMissingColumns=True)
+        return out

@@ -1,0 +1,201 @@
+"""The table catalogue: every Delta table the project writes, defined once.
+
+Each :class:`TableDef` gives the table's name, Spark schema, partition columns, merge keys, the
+column that orders versions of the same key (latest wins), whether downstream systems follow it
+through the change data feed, and a one-line description. Every reader and writer goes through
+:data:`CATALOGUE` (see :mod:`casemix.storage`); the README's table list is generated from it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    DataType,
+    DateType,
+    DecimalType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+__all__ = ["TableDef", "CATALOGUE", "table", "register", "MONEY", "UnknownTableError"]
+
+#: money: yuan with two decimals (fen); 14 digits cover any single claim or hospital-year amount
+MONEY = DecimalType(18, 2)
+
+
+class UnknownTableError(KeyError):
+    """A table name that is not in the catalogue."""
+
+
+@dataclass(frozen=True)
+class TableDef:
+    name: str
+    schema: StructType
+    description: str
+    partition_by: tuple[str, ...] = ()
+    merge_keys: tuple[str, ...] = ()
+    #: when merging, a source row replaces a target row with the same key only if its value here is >=
+    version_column: Optional[str] = None
+    #: downstream systems follow this table's changes (delta.enableChangeDataFeed)
+    change_feed: bool = False
+    properties: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = self.schema.fieldNames()
+        for col in (*self.partition_by, *self.merge_keys, *([self.version_column] if self.version_column else [])):
+            if col not in names:
+                raise ValueError(f"table {self.name}: column {col!r} is not in its schema")
+
+    @property
+    def columns(self) -> list[str]:
+        return self.schema.fieldNames()
+
+    @property
+    def data_columns(self) -> list[str]:
+        return [c for c in self.columns if c not in self.partition_by]
+
+    def field(self, name: str) -> StructField:
+        return self.schema[name]
+
+    @property
+    def table_properties(self) -> dict[str, str]:
+        props = dict(self.properties)
+        if self.change_feed:
+            props["delta.enableChangeDataFeed"] = "true"
+        return props
+
+
+def _schema(*fields: tuple) -> StructType:
+    out = []
+    for spec in fields:
+        name, dtype = spec[0], spec[1]
+        nullable = spec[2] if len(spec) > 2 else True
+        out.append(StructField(name, dtype, nullable))
+    return StructType(out)
+
+
+S, I, L, D, B, T = StringType(), IntegerType(), LongType(), DateType(), BooleanType(), TimestampType()
+CODES: DataType = ArrayType(StringType(), containsNull=False)
+
+CATALOGUE: dict[str, TableDef] = {}
+
+
+def register(definition: TableDef) -> TableDef:
+    if definition.name in CATALOGUE:
+        raise ValueError(f"table {definition.name} is defined twice")
+    CATALOGUE[definition.name] = definition
+    return definition
+
+
+def table(name: str) -> TableDef:
+    """The definition of a catalogued table, by name."""
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        raise UnknownTableError(
+            f"no table named {name!r} in the catalogue; known tables: {', '.join(sorted(CATALOGUE))}"
+        ) from None
+
+
+#: the inpatient settlement-list fields every stage after ingestion relies on (医保结算清单)
+_CLAIM_FIELDS: tuple[tuple, ...] = (
+    ("claim_id", S, False),
+    ("claim_version", I, False),
+    ("region", S, False),
+    ("discharge_month", S, False),
+    ("hospital_id", S, False),
+    ("person_id", S, False),
+    ("insurance_scheme", S, False),
+    ("sex", S, False),
+    ("birth_date", D),
+    ("age_years", I, False),
+    ("age_days", I),
+    ("birth_weight_g", I),
+    ("admission_date", D, False),
+    ("discharge_date", D, False),
+    ("los_days", I, False),
+    ("discharge_status", S, False),
+    ("dept", S),
+    ("principal_dx", S, False),
+    ("secondary_dxs", CODES, False),
+    ("procedures", CODES, False),
+    ("total_cost", MONEY, False),
+    ("fund_paid", MONEY, False),
+    ("self_pay", MONEY, False),
+    ("out_of_pocket", MONEY, False),
+    ("drug_cost", MONEY),
+    ("consumable_cost", MONEY),
+    ("exam_cost", MONEY),
+)
+
+CLAIMS = register(
+    TableDef(
+        name="claims",
+        description="valid inpatient settlement lists (医保结算清单), one row per claim id, latest version wins",
+        schema=_schema(
+            *_CLAIM_FIELDS,
+            ("source_file", S, False),
+            ("ingest_run_id", S, False),
+            ("ingested_at", T, False),
+        ),
+        partition_by=("region", "discharge_month"),
+        merge_keys=("claim_id",),
+        version_column="claim_version",
+        change_feed=True,
+    )
+)
+
+CLAIMS_REJECTED = register(
+    TableDef(
+        name="claims_rejected",
+        description="every input record ingestion rejected, with all reason codes and the raw values as received",
+        schema=_schema(
+            ("drop_id", S, False),
+            ("source_file", S, False),
+            ("source_format", S, False),
+            ("source_line", L),
+            ("claim_id", S),
+            ("region", S),
+            ("hospital_id", S),
+            ("reason_codes", ArrayType(StringType(), containsNull=False), False),
+            ("raw_record", S, False),
+            ("ingest_run_id", S, False),
+            ("rejected_at", T, False),
+        ),
+        partition_by=("drop_id",),
+        change_feed=True,
+    )
+)
+
+GROUPED_CLAIMS = register(
+    TableDef(
+        name="grouped_claims",
+        description="claims with their DRG (scheme, MDC, ADRG, DRG, status, MCC/CC, rule trace)",
+        schema=_schema(
+            *_CLAIM_FIELDS,
+            ("scheme_id", S, False),
+            ("scheme_model_version", S),
+            ("mdc", S),
+            ("adrg", S),
+            ("drg", S),
+            ("group_status", S, False),
+            ("has_mcc", B, False),
+            ("has_cc", B, False),
+            ("cc_code", S),
+            ("invalid_reason", S),
+            ("trace", S, False),
+            ("group_run_id", S, False),
+            ("grouped_at", T, False),
+        ),
+        partition_by=("region", "discharge_month"),
+        merge_keys=("claim_id",),
+        change_feed=True,
+    )
+)
