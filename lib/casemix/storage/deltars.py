@@ -135,7 +135,7 @@ class DeltaRsStore(DeltaStore):
         return self._open(definition).version() if self.exists(definition) else None
 
     def _arrow_schema(self, definition: TableDef) -> pa.Schema:
-        return to_arrow_schema(definition.schema)
+        return to_arrow_schema(definition.schema, timezone="UTC", prefers_large_types=False)
 
     def _delta_schema(self, definition: TableDef) -> Schema:
         return Schema.from_arrow(self._arrow_schema(definition))

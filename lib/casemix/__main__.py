@@ -1,0 +1,5 @@
+import sys
+
+from casemix.cli import main
+
+sys.exit(main())

@@ -1,0 +1,257 @@
+"""The delta-rs engine: Spark writes the files, delta-rs commits once per write; real tables in temp folders."""
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import functions as F
+
+from casemix.storage import (
+    ConcurrentWriteError,
+    ReplaceWhereError,
+    SchemaMismatchError,
+    StorageError,
+    TableNotFoundError,
+)
+from casemix.storage.deltars import DeltaRsStore
+from casemix.tables import CATALOGUE, MONEY, TableDef, _schema, S, I, L, D, T
+
+EVENTS = TableDef(
+    name="events",
+    description="test table",
+    schema=_schema(
+        ("id", S, False), ("ver", I, False), ("region", S, False), ("month", S, False),
+        ("amount", MONEY), ("day", D), ("at", T), ("codes", CATALOGUE["claims"].field("procedures").dataType, False),
+        ("n", L),
+    ),
+    partition_by=("region", "month"),
+    merge_keys=("id",),
+    version_column="ver",
+    change_feed=True,
+)
+
+AT = datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc)
+
+
+def row(id, ver, region, month, amount="1.00", n=1, codes=("A",)):
+    return (id, ver, region, month, Decimal(amount), date(2024, 3, 1), AT, list(codes), n)
+
+
+def rows_of(df):
+    return sorted(tuple(r) for r in df.select(*EVENTS.columns).collect())
+
+
+def frame(spark, rows):
+    return spark.createDataFrame(rows, EVENTS.schema)
+
+
+def test_round_trip_keeps_exact_content_and_types(spark, store):
+    data = [
+        row("a", 1, "R01", "2024-01", "12.34", 7, ("36.1001", "88.5500")),
+        row("b", 1, "R01", "2024-02", "0.01", None, ()),
+        row("c", 1, "昆明市", "2024-01", "99999999.99", 3),
+    ]
+    store.append(EVENTS, frame(spark, data))
+    back = store.read(EVENTS)
+    assert [(f.name, f.dataType.simpleString()) for f in back.schema] == [
+        (f.name, f.dataType.simpleString()) for f in EVENTS.schema]
+    assert rows_of(back) == sorted(tuple(r) for r in frame(spark, data).collect())
+    # a partition value with characters that need escaping in paths is stored under a safe folder name
+    files = DeltaTable(store.location(EVENTS)).file_uris()
+    assert all(uri.isascii() for uri in files)
+
+
+def test_each_write_makes_exactly_one_new_version(spark, store):
+    assert store.version(EVENTS) is None
+    assert store.append(EVENTS, frame(spark, [row("a", 1, "R01", "2024-01"), row("b", 1, "R02", "2024-01")])) == 0
+    assert store.replace_partitions(EVENTS, frame(spark, [row("c", 1, "R01", "2024-01")]), {"region": ["R01"]}) == 1
+    assert store.merge(EVENTS, frame(spark, [row("b", 2, "R02", "2024-01")])).version == 2
+    assert store.version(EVENTS) == 2
+    assert [h["version"] for h in store.history(EVENTS)] == [2, 1, 0]
+    assert [h["operation"] for h in store.history(EVENTS)] == ["MERGE", "REPLACE PARTITIONS", "APPEND"]
+
+
+def test_time_travel_by_version_and_timestamp_returns_earlier_content(spark, store):
+    store.append(EVENTS, frame(spark, [row("a", 1, "R01", "2024-01", "1.00")]))
+    first_commit = store.history(EVENTS)[0]["timestamp"]
+    store.replace_partitions(EVENTS, frame(spark, [row("a", 1, "R01", "2024-01", "2.00")]), {"region": ["R01"]})
+    assert [r.amount for r in store.read(EVENTS).collect()] == [Decimal("2.00")]
+    assert [r.amount for r in store.read(EVENTS, version=0).collect()] == [Decimal("1.00")]
+    assert [r.amount for r in store.read(EVENTS, timestamp=first_commit).collect()] == [Decimal("1.00")]
+    with pytest.raises(TableNotFoundError):
+        store.read(EVENTS, version=7)
+
+
+def test_replace_where_leaves_other_partitions_untouched(spark, store):
+    store.append(EVENTS, frame(spark, [
+        row("a", 1, "R01", "2024-01"), row("b", 1, "R01", "2024-02"), row("c", 1, "R02", "2024-01"),
+    ]))
+    untouched_files = {
+        uri for uri in DeltaTable(store.location(EVENTS)).file_uris() if "p_month=2024-01" not in uri
+    }
+    store.replace_partitions(EVENTS, frame(spark, [row("d", 1, "R01", "2024-01"), row("e", 1, "R02", "2024-01")]),
+                             {"month": ["2024-01"]})
+    assert [r.id for r in store.read(EVENTS).orderBy("id").collect()] == ["b", "d", "e"]
+    after = set(DeltaTable(store.location(EVENTS)).file_uris())
+    assert untouched_files <= after  # the 2024-02 file is the very same file, not a rewrite
+
+
+def test_replace_where_with_rows_outside_the_partitions_commits_nothing(spark, store):
+    store.append(EVENTS, frame(spark, [row("a", 1, "R01", "2024-01")]))
+    with pytest.raises(ReplaceWhereError, match="outside the partitions"):
+        store.replace_partitions(EVENTS, frame(spark, [row("x", 1, "R09", "2024-01")]), {"region": ["R01"]})
+    assert store.version(EVENTS) == 0
+    with pytest.raises(ReplaceWhereError, match="partitioned by"):
+        store.replace_partitions(EVENTS, frame(spark, [row("x", 1, "R01", "2024-01")]), {"id": ["x"]})
+
+
+def test_replacing_a_partition_with_no_rows_empties_it(spark, store):
+    store.append(EVENTS, frame(spark, [row("a", 1, "R01", "2024-01"), row("b", 1, "R02", "2024-01")]))
+    store.replace_partitions(EVENTS, frame(spark, []), {"region": ["R01"]})
+    assert [r.id for r in store.read(EVENTS).collect()] == ["b"]
+
+
+def test_merge_replaces_corrected_rows_adds_new_ones_and_keeps_later_versions(spark, store):
+    store.append(EVENTS, frame(spark, [
+        row("a", 1, "R01", "2024-01", "10.00"), row("b", 3, "R01", "2024-01", "20.00"), row("c", 1, "R02", "2024-02", "30.00"),
+    ]))
+    result = store.merge(EVENTS, frame(spark, [
+        row("a", 2, "R01", "2024-02", "11.00"),  # corrected, and moved to another month
+        row("b", 2, "R01", "2024-01", "19.00"),  # older than the stored version 3: superseded
+        row("d", 1, "R02", "2024-02", "40.00"),  # new
+        row("d", 2, "R02", "2024-02", "41.00"),  # same key twice in the source: version 2 wins
+    ]))
+    assert (result.inserted, result.updated, result.superseded) == (1, 1, 2)
+    got = {r.id: (r.ver, r.month, r.amount) for r in store.read(EVENTS).collect()}
+    assert got == {
+        "a": (2, "2024-02", Decimal("11.00")),
+        "b": (3, "2024-01", Decimal("20.00")),
+        "c": (1, "2024-02", Decimal("30.00")),
+        "d": (2, "2024-02", Decimal("41.00")),
+    }
+
+
+def test_merge_of_the_same_rows_twice_is_idempotent(spark, store):
+    data = frame(spark, [row("a", 1, "R01", "2024-01"), row("b", 1, "R02", "2024-01")])
+    store.merge(EVENTS, data)
+    first = rows_of(store.read(EVENTS))
+    result = store.merge(EVENTS, data)
+    assert (result.inserted, result.updated, result.superseded) == (0, 2, 0)
+    assert rows_of(store.read(EVENTS)) == first
+
+
+def test_change_feed_shows_inserts_and_deletes_per_version(spark, store):
+    store.append(EVENTS, frame(spark, [row("a", 1, "R01", "2024-01"), row("b", 1, "R02", "2024-01")]))
+    store.replace_partitions(EVENTS, frame(spark, [row("c", 1, "R01", "2024-01")]), {"region": ["R01"]})
+    changes = store.changes(EVENTS, 0).select("id", "_change_type", "_commit_version").collect()
+    assert sorted(tuple(r) for r in changes) == [
+        ("a", "delete", 1), ("a", "insert", 0), ("b", "insert", 0), ("c", "insert", 1),
+    ]
+    only_v1 = store.changes(EVENTS, 1, 1).select("id", "_change_type").collect()
+    assert sorted(tuple(r) for r in only_v1) == [("a", "delete"), ("c", "insert")]
+    # delta-rs's own change-feed reader agrees
+    cdf = DeltaTable(store.location(EVENTS)).load_cdf(starting_version=1).read_all()
+    import pyarrow as pa
+
+    t = pa.table(cdf).to_pandas()
+    assert sorted(zip(t["id"], t["_change_type"])) == [("a", "delete"), ("c", "insert")]
+
+
+def test_catalogue_tables_that_downstream_follows_have_change_feed_enabled(spark, store):
+    store.create("claims")
+    config = DeltaTable(store.location("claims")).metadata().configuration
+    assert config.get("delta.enableChangeDataFeed") == "true"
+    assert store.read("claims").count() == 0
+    assert store.read("claims").columns == CATALOGUE["claims"].columns
+
+
+def test_table_is_readable_by_plain_deltalake_and_pandas(spark, store):
+    store.append(EVENTS, frame(spark, [row("a", 1, "R01", "2024-01", "12.34", 5, ("X", "Y"))]))
+    df = DeltaTable(store.location(EVENTS)).to_pandas()
+    assert len(df) == 1
+    rec = df.iloc[0]
+    assert (rec["id"], rec["region"], rec["month"], rec["amount"], list(rec["codes"]), rec["n"]) == (
+        "a", "R01", "2024-01", Decimal("12.34"), ["X", "Y"], 5)
+    # file statistics are written, so delta-rs can skip files
+    import pyarrow as pa
+
+    adds = pa.table(DeltaTable(store.location(EVENTS)).get_add_actions(flatten=True)).to_pylist()
+    assert adds[0]["num_records"] == 1 and adds[0]["min.id"] == "a"
+    filtered = DeltaTable(store.location(EVENTS)).to_pandas(filters=[("region", "=", "R01")])
+    assert list(filtered["id"]) == ["a"]
+
+
+def test_schema_mismatch_is_a_typed_error_listing_every_problem(spark, store):
+    bad = frame(spark, [row("a", 1, "R01", "2024-01")]).withColumn("n", F.col("n").cast("int")).drop("day") \
+        .withColumn("extra", F.lit(1))
+    with pytest.raises(SchemaMismatchError) as err:
+        store.append(EVENTS, bad)
+    msg = str(err.value)
+    assert "missing column day" in msg and "column n is int, expected bigint" in msg and "extra" in msg
+    assert store.version(EVENTS) is None
+
+
+def test_null_in_a_not_null_column_is_refused_before_commit(spark, store):
+    df = frame(spark, [row("a", 1, "R01", "2024-01")]).withColumn("id", F.lit(None).cast("string"))
+    with pytest.raises(StorageError, match="column id is NOT NULL"):
+        store.append(EVENTS, df)
+    assert not store.exists(EVENTS)
+
+
+class _BarrierStore(DeltaRsStore):
+    """Holds each writer just before its commit until both are there, so the commits really race."""
+
+    barrier: threading.Barrier
+
+    def _commit(self, *args, **kwargs):
+        self.barrier.wait(timeout=120)
+        return super()._commit(*args, **kwargs)
+
+
+def _race(spark, tmp_path, write_a, write_b):
+    racer = _BarrierStore(spark, str(tmp_path / "warehouse"), commit_retries=3)
+    outcomes = {}
+
+    def go(name, fn):
+        try:
+            outcomes[name] = fn(racer)
+        except Exception as exc:  # noqa: BLE001 - the outcome is what the test checks
+            outcomes[name] = exc
+
+    racer.barrier = threading.Barrier(2)
+    threads = [threading.Thread(target=go, args=("a", write_a)), threading.Thread(target=go, args=("b", write_b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    return outcomes
+
+
+def test_two_concurrent_replacements_of_one_partition_never_corrupt_the_table(spark, store, tmp_path):
+    store.append(EVENTS, frame(spark, [row("a", 1, "R01", "2024-01"), row("z", 1, "R02", "2024-01")]))
+    outcomes = _race(
+        spark, tmp_path,
+        lambda s: s.replace_partitions(EVENTS, frame(spark, [row("b", 1, "R01", "2024-01")]), {"region": ["R01"]}),
+        lambda s: s.replace_partitions(EVENTS, frame(spark, [row("c", 1, "R01", "2024-01")]), {"region": ["R01"]}),
+    )
+    failed = [k for k, v in outcomes.items() if isinstance(v, Exception)]
+    assert len(failed) == 1 and isinstance(outcomes[failed[0]], ConcurrentWriteError)
+    winner = {"a": "b", "b": "c"}[next(k for k in outcomes if k not in failed)]
+    assert sorted(r.id for r in store.read(EVENTS).collect()) == sorted([winner, "z"])
+    assert store.version(EVENTS) == 1
+    # the loser's staged files were removed and the table reads cleanly with plain delta-rs
+    assert sorted(DeltaTable(store.location(EVENTS)).to_pandas()["id"]) == sorted([winner, "z"])
+
+
+def test_two_concurrent_appends_both_land(spark, store, tmp_path):
+    store.append(EVENTS, frame(spark, [row("a", 1, "R01", "2024-01")]))
+    outcomes = _race(
+        spark, tmp_path,
+        lambda s: s.append(EVENTS, frame(spark, [row("b", 1, "R01", "2024-01")])),
+        lambda s: s.append(EVENTS, frame(spark, [row("c", 1, "R01", "2024-01")])),
+    )
+    assert sorted(outcomes.values()) == [1, 2]
+    assert sorted(r.id for r in store.read(EVENTS).collect()) == ["a", "b", "c"]
