@@ -143,6 +143,26 @@ def test_merge_of_the_same_rows_twice_is_idempotent(spark, store):
     assert rows_of(store.read(EVENTS)) == first
 
 
+def test_merge_leaves_identical_rows_alone_when_only_audit_columns_differ(spark, store):
+    from dataclasses import replace
+
+    audited = replace(EVENTS, name="audited", audit_columns=("at",))
+    store.merge(audited, frame(spark, [row("a", 1, "R01", "2024-01"), row("b", 1, "R02", "2024-01", "2.00")]))
+    files_before = set(DeltaTable(store.location(audited)).file_uris())
+    later = frame(spark, [row("a", 1, "R01", "2024-01"), row("b", 1, "R02", "2024-01", "2.00")]) \
+        .withColumn("at", F.lit(datetime(2025, 1, 1, tzinfo=timezone.utc)))
+    result = store.merge(audited, later)
+    assert (result.inserted, result.updated, result.unchanged, result.superseded) == (0, 0, 2, 0)
+    assert result.version == 1 and result.files_rewritten == 0
+    assert set(DeltaTable(store.location(audited)).file_uris()) == files_before
+    assert {r.at for r in store.read(audited).collect()} == {AT.replace(tzinfo=None)}  # collected in UTC
+    # a real change with the same version is an update
+    changed = frame(spark, [row("b", 1, "R02", "2024-01", "2.50")])
+    result = store.merge(audited, changed)
+    assert (result.updated, result.unchanged) == (1, 0)
+    assert {r.id: r.amount for r in store.read(audited).collect()} == {"a": Decimal("1.00"), "b": Decimal("2.50")}
+
+
 def test_change_feed_shows_inserts_and_deletes_per_version(spark, store):
     store.append(EVENTS, frame(spark, [row("a", 1, "R01", "2024-01"), row("b", 1, "R02", "2024-01")]))
     store.replace_partitions(EVENTS, frame(spark, [row("c", 1, "R01", "2024-01")]), {"region": ["R01"]})

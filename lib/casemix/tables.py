@@ -45,6 +45,8 @@ class TableDef:
     version_column: Optional[str] = None
     #: downstream systems follow this table's changes (delta.enableChangeDataFeed)
     change_feed: bool = False
+    #: bookkeeping columns (run ids, load times) that do not make two rows different in a merge
+    audit_columns: tuple[str, ...] = ()
     properties: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -56,6 +58,11 @@ class TableDef:
     @property
     def columns(self) -> list[str]:
         return self.schema.fieldNames()
+
+    @property
+    def content_columns(self) -> list[str]:
+        """Columns compared to decide whether a merged row changed (all but the audit columns)."""
+        return [c for c in self.columns if c not in self.audit_columns] if self.audit_columns else []
 
     @property
     def data_columns(self) -> list[str]:
@@ -149,6 +156,7 @@ CLAIMS = register(
         merge_keys=("claim_id",),
         version_column="claim_version",
         change_feed=True,
+        audit_columns=("source_file", "ingest_run_id", "ingested_at"),
     )
 )
 
@@ -197,5 +205,24 @@ GROUPED_CLAIMS = register(
         partition_by=("region", "discharge_month"),
         merge_keys=("claim_id",),
         change_feed=True,
+    )
+)
+
+
+SYNTHETIC_TRUE_COSTS = register(
+    TableDef(
+        name="synthetic_true_costs",
+        description="generator only: the hidden true mean cost and relative cost of every DRG, to check calibration against",
+        schema=_schema(
+            ("scheme_id", S, False),
+            ("drg", S, False),
+            ("adrg", S, False),
+            ("true_mean_cost", MONEY, False),
+            ("true_relative_cost", DecimalType(12, 6), False),
+            ("generator_seed", L, False),
+            ("generate_run_id", S, False),
+        ),
+        partition_by=("scheme_id",),
+        merge_keys=("scheme_id", "drg"),
     )
 )

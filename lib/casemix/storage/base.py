@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Mapping, Optional, Sequence
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StructType
 
@@ -22,7 +23,14 @@ __all__ = [
     "TableNotFoundError",
     "conform",
     "partition_value_string",
+    "latest_per_key",
+    "classify_merge",
+    "refine_unchanged",
+    "FILE_COLUMN",
 ]
+
+#: column carrying each target row's data file during a merge
+FILE_COLUMN = "_casemix_file"
 
 
 class StorageError(RuntimeError):
@@ -48,15 +56,25 @@ class TableNotFoundError(StorageError):
 
 @dataclass(frozen=True)
 class MergeResult:
-    """What a merge by key did: rows inserted (new keys), updated (a target row replaced by a source
-    row with the same key and an equal or later version), superseded (source rows that lost to a later
-    version, in the source or already in the table) and the table version it created."""
+    """What a merge by key did, and the table version it created. Every source row is counted once:
+
+    - ``inserted``: new key;
+    - ``updated``: replaced the table's row with the same key (equal or later version, other content);
+    - ``unchanged``: same key, same version and same content (apart from the table's audit columns)
+      as the table's row, which is kept as it is (so re-loading the same data changes nothing);
+    - ``superseded``: lost to a later version of the same key, in the source or already in the table.
+    """
 
     version: int
     inserted: int
     updated: int
     superseded: int
-    files_rewritten: int
+    unchanged: int = 0
+    files_rewritten: int = 0
+
+    @property
+    def source_rows(self) -> int:
+        return self.inserted + self.updated + self.unchanged + self.superseded
 
 
 def _types_match(expected, actual) -> bool:
@@ -91,6 +109,54 @@ def conform(definition: TableDef, df: DataFrame) -> DataFrame:
             + " (see casemix.tables for its schema)"
         )
     return df.select(*definition.columns)
+
+
+def latest_per_key(definition: TableDef, source: DataFrame) -> tuple[DataFrame, int]:
+    """One source row per merge key: the highest version (ties broken by a hash of the row, so the
+    choice is deterministic); returns the rows and how many were dropped."""
+    keys = list(definition.merge_keys)
+    vcol = definition.version_column
+    order = ([F.col(vcol).desc()] if vcol else []) + [F.xxhash64(*definition.columns).desc()]
+    ranked = source.withColumn("_rank", F.row_number().over(Window.partitionBy(*keys).orderBy(*order)))
+    dropped = ranked.filter("_rank > 1").count()
+    return ranked.filter("_rank = 1").drop("_rank"), dropped
+
+
+def classify_merge(definition: TableDef, source: DataFrame, target: DataFrame) -> DataFrame:
+    """Per source key: ``_outcome`` insert / update / superseded and the target row's file
+    (``FILE_COLUMN``), from the keys and versions only. ``target`` must carry ``FILE_COLUMN``."""
+    keys = list(definition.merge_keys)
+    vcol = definition.version_column
+    tkeys = target.select(*keys, *([F.col(vcol).alias("_tver")] if vcol else []), FILE_COLUMN)
+    skeys = source.select(*keys, *([F.col(vcol).alias("_sver")] if vcol else []))
+    outcome = F.when(F.col(FILE_COLUMN).isNull(), "insert")
+    if vcol:
+        outcome = outcome.when(F.col("_sver") >= F.col("_tver"), "update").otherwise("superseded")
+    else:
+        outcome = outcome.otherwise("update")
+    extra = ["_sver", "_tver"] if vcol else []
+    return skeys.join(tkeys, keys, "left").withColumn("_outcome", outcome).select(*keys, *extra, FILE_COLUMN, "_outcome")
+
+
+def _content_hash(definition: TableDef) -> Column:
+    cols = [c for c in definition.content_columns]
+    return F.sha2(F.to_json(F.struct(*cols)), 256)
+
+
+def refine_unchanged(definition: TableDef, source: DataFrame, touched_target: DataFrame,
+                     classified: DataFrame) -> DataFrame:
+    """Turn ``update`` into ``unchanged`` where the source row equals the target row on the table's
+    content columns (same version and same values)."""
+    keys = list(definition.merge_keys)
+    shash = source.select(*keys, _content_hash(definition).alias("_shash"))
+    thash = touched_target.select(*keys, _content_hash(definition).alias("_thash"))
+    same = F.col("_shash") == F.col("_thash")
+    if definition.version_column:
+        same = same & (F.col("_sver") == F.col("_tver"))
+    refined = (classified.join(shash, keys, "left").join(thash, keys, "left")
+               .withColumn("_outcome", F.when((F.col("_outcome") == "update") & same, "unchanged")
+                           .otherwise(F.col("_outcome"))))
+    return refined.select(*classified.columns)
 
 
 def partition_value_string(value: Any) -> Optional[str]:

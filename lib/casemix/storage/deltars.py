@@ -33,19 +33,23 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable, Schema
 from deltalake.exceptions import CommitFailedError, TableNotFoundError as DeltaTableNotFound
 from deltalake.transaction import AddAction, CommitProperties, RemoveAction, create_table_with_add_actions
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from casemix.storage.base import (
+    FILE_COLUMN,
     ConcurrentWriteError,
     DeltaStore,
     MergeResult,
     ReplaceWhereError,
     StorageError,
     TableNotFoundError,
+    classify_merge,
     conform,
+    latest_per_key,
     partition_value_string,
+    refine_unchanged,
 )
 from casemix.tables import TableDef
 
@@ -55,7 +59,7 @@ WRITER = "casemix-deltars/1"
 _META_WRITER = "casemix.writer"
 _META_COMMIT = "casemix.commit_id"
 _SAFE = r"^[A-Za-z0-9_.-]{1,64}$"
-_FILE_COL = "_casemix_file"
+_FILE_COL = FILE_COLUMN
 
 
 def _plain_path(uri: str) -> str:
@@ -332,56 +336,52 @@ class DeltaRsStore(DeltaStore):
         if not definition.merge_keys:
             raise StorageError(f"table {definition.name} has no merge keys; use append or replace_partitions")
         keys = list(definition.merge_keys)
-        vcol = definition.version_column
-        source = conform(definition, df)
-
-        # 1. one row per key in the source: the latest version (ties broken deterministically)
-        order = [F.col(vcol).desc()] if vcol else []
-        order.append(F.xxhash64(*definition.columns).desc())
-        ranked = source.withColumn("_rank", F.row_number().over(Window.partitionBy(*keys).orderBy(*order)))
-        source_dup = ranked.filter("_rank > 1").count()
-        source = ranked.filter("_rank = 1").drop("_rank")
+        source, source_dup = latest_per_key(definition, conform(definition, df))
 
         if not self.exists(definition):
             version = self._write(definition, source, mode="append", operation="MERGE", metadata=metadata)
             return MergeResult(version, inserted=self._count_version(definition, version), updated=0,
-                               superseded=source_dup, files_rewritten=0)
+                               superseded=source_dup, unchanged=0, files_rewritten=0)
 
         dt = self._open(definition)
         read_version = dt.version()
-        target = self._read_snapshot(definition, dt, with_file=True)
-        tkeys = target.select(*keys, *([F.col(vcol).alias("_tver")] if vcol else []), _FILE_COL)
-        skeys = source.select(*keys, *([F.col(vcol).alias("_sver")] if vcol else []))
-        joined = skeys.join(tkeys, keys, "left")
-        if vcol:
-            outcome = (F.when(F.col(_FILE_COL).isNull(), "insert")
-                       .when(F.col("_sver") >= F.col("_tver"), "update").otherwise("superseded"))
-        else:
-            outcome = F.when(F.col(_FILE_COL).isNull(), "insert").otherwise("update")
-        classified = joined.withColumn("_outcome", outcome).select(*keys, _FILE_COL, "_outcome").cache()
+        snapshot = self._snapshot_files(dt)
+        in_file = self._written_by_us(dt)
+        # 1. keys (and versions) only: which source rows are new, which lose to a later version,
+        #    which replace a target row, and in which files those target rows are
+        target_keys = self._read_files(definition, snapshot, in_file, with_file=True)
+        classified = classify_merge(definition, source, target_keys).cache()
         try:
+            candidates = sorted(
+                r[0] for r in classified.filter("_outcome = 'update'").select(_FILE_COL).distinct().collect()
+            )
+            # 2. only the files holding candidates are read in full: identical rows are left alone
+            if candidates and definition.content_columns:
+                touched_target = self._read_files(
+                    definition, [f for f in snapshot if f["abs"] in candidates], in_file, with_file=True)
+                classified_final = refine_unchanged(definition, source, touched_target, classified).cache()
+                classified.unpersist()
+                classified = classified_final
             counts = {r["_outcome"]: r["n"] for r in classified.groupBy("_outcome").agg(F.count("*").alias("n")).collect()}
             touched = sorted(r[0] for r in classified.filter("_outcome = 'update'").select(_FILE_COL).distinct().collect())
-            losers = classified.filter("_outcome = 'superseded'").select(*keys)
-            winners = source.join(losers, keys, "left_anti")
+            skipped = classified.filter("_outcome IN ('superseded', 'unchanged')").select(*keys)
+            winners = source.join(skipped, keys, "left_anti")
             replaced = classified.filter("_outcome = 'update'").select(*keys)
-            kept = target.filter(F.col(_FILE_COL).isin(touched)).join(replaced, keys, "left_anti").drop(_FILE_COL)
-            rows = winners.unionByName(kept) if touched else winners
-
-            snapshot = self._snapshot_files(dt)
+            kept = (self._read_files(definition, [f for f in snapshot if f["abs"] in touched], in_file)
+                    .join(replaced, keys, "left_anti")) if touched else None
+            rows = winners.unionByName(kept) if kept is not None else winners
             now = int(time.time() * 1000)
-            removes = []
-            for f in snapshot:
-                if f["abs"] in touched:
-                    removes.append(RemoveAction(f["path"], True, now, f["size"], dict(f["partition_values"])))
-            meta = {**(metadata or {}), "casemix.read_version": str(read_version),
-                    "casemix.merge": json.dumps({k: counts.get(k, 0) for k in ("insert", "update", "superseded")})}
+            removes = [RemoveAction(f["path"], True, now, f["size"], dict(f["partition_values"]))
+                       for f in snapshot if f["abs"] in touched]
+            summary = {k: counts.get(k, 0) for k in ("insert", "update", "unchanged", "superseded")}
+            meta = {**(metadata or {}), "casemix.read_version": str(read_version), "casemix.merge": json.dumps(summary)}
             version = self._write(definition, rows, mode="append", operation="MERGE", metadata=meta,
                                   extra_actions=removes)
         finally:
             classified.unpersist()
-        return MergeResult(version, inserted=counts.get("insert", 0), updated=counts.get("update", 0),
-                           superseded=counts.get("superseded", 0) + source_dup, files_rewritten=len(removes))
+        return MergeResult(version, inserted=summary["insert"], updated=summary["update"],
+                           superseded=summary["superseded"] + source_dup, unchanged=summary["unchanged"],
+                           files_rewritten=len(removes))
 
     def _count_version(self, definition: TableDef, version: int) -> int:
         dt = self._open(definition, version)

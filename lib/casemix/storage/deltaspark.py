@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from casemix.storage.base import DeltaStore, MergeResult, StorageError, TableNotFoundError, conform
+from casemix.storage.base import DeltaStore, MergeResult, StorageError, TableNotFoundError, conform, latest_per_key
 from casemix.tables import TableDef
 
 
@@ -84,12 +84,12 @@ class DeltaSparkStore(DeltaStore):
             raise StorageError(f"table {definition.name} has no merge keys")
         self._ensure(definition)
         keys, vcol = list(definition.merge_keys), definition.version_column
-        order = ([F.col(vcol).desc()] if vcol else []) + [F.xxhash64(*definition.columns).desc()]
-        ranked = conform(definition, df).withColumn("_rank", F.row_number().over(Window.partitionBy(*keys).orderBy(*order)))
-        source_dup = ranked.filter("_rank > 1").count()
-        source = ranked.filter("_rank = 1").drop("_rank")
+        source, source_dup = latest_per_key(definition, conform(definition, df))
         cond = " AND ".join(f"t.{k} = s.{k}" for k in keys)
         update_cond = f"s.{vcol} >= t.{vcol}" if vcol else None
+        if definition.content_columns:  # identical rows (apart from audit columns) are left alone
+            differs = " OR ".join(f"NOT (s.`{c}` <=> t.`{c}`)" for c in definition.content_columns)
+            update_cond = f"({update_cond}) AND ({differs})" if update_cond else differs
         if metadata:
             import json
 
@@ -101,8 +101,14 @@ class DeltaSparkStore(DeltaStore):
         m = last["operationMetrics"] or {}
         inserted, updated = int(m.get("numTargetRowsInserted", 0)), int(m.get("numTargetRowsUpdated", 0))
         source_rows = int(m.get("numSourceRows", inserted + updated))
-        return MergeResult(int(last["version"]), inserted, updated,
-                           superseded=source_dup + source_rows - inserted - updated,
+        # rows matched but not updated are either older versions (superseded) or identical (unchanged)
+        matched_not_updated = source_rows - inserted - updated
+        older = 0
+        if vcol and matched_not_updated:
+            older = (source.alias("s").join(self.read(definition, version=int(last["version"]) - 1).alias("t"), keys)
+                     .filter(f"s.{vcol} < t.{vcol}").count())
+        return MergeResult(int(last["version"]), inserted, updated, superseded=source_dup + older,
+                           unchanged=matched_not_updated - older,
                            files_rewritten=int(m.get("numTargetFilesRemoved", 0)))
 
     def read(self, table, *, version=None, timestamp=None) -> DataFrame:
