@@ -13,6 +13,7 @@ from casemix.jobkit import JobError, add_common_arguments, run_parsed
 #: subcommand -> job module (in the order of the data flow)
 JOBS: dict[str, str] = {
     "pipeline": "casemix_jobs.pipeline",
+    "ingest-claims": "casemix_jobs.ingest_claims",
     "tables": "casemix_jobs.show_tables",
 }
 

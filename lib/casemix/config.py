@@ -20,6 +20,7 @@ Environment overrides (applied after the file is read, so they win):
 ``CASEMIX_SPARK_MASTER``    ``spark.master``
 ``MLFLOW_TRACKING_URI``     ``mlflow.tracking_uri``
 ``MLFLOW_REGISTRY_URI``     ``mlflow.registry_uri``
+``CASEMIX_PSEUDONYM_KEY_FILE`` ``privacy.key_file``
 =========================  =============================================
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "StorageSettings",
     "MlflowSettings",
     "SchemeSettings",
+    "PrivacySettings",
     "load_settings",
     "default_config_path",
     "project_root",
@@ -107,6 +109,17 @@ class SchemeSettings(_Strict):
 
     dir: str = Field("../shared/schemes", description="folder holding one sub-folder per scheme id")
     cache_dir: str = Field("data/cache/schemes", description="compiled-scheme cache")
+    dictionary: str = Field("chs-drg-1.1", description="scheme whose code dictionaries ingestion validates against")
+
+
+class PrivacySettings(_Strict):
+    """Pseudonymisation of insured-person and national id numbers (see :mod:`casemix.ingest.pseudonym`)."""
+
+    key_env: str = Field("CASEMIX_PSEUDONYM_KEY", description="environment variable holding the secret key")
+    key_file: Optional[str] = Field(None, description="file holding the secret key; must be outside the project")
+    allow_demo_key: bool = Field(
+        False, description="embedded demo only: without a key, use the public, clearly labelled demo key"
+    )
 
 
 class Settings(_Strict):
@@ -118,6 +131,7 @@ class Settings(_Strict):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     schemes: SchemeSettings = Field(default_factory=SchemeSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     policy: str = Field("conf/policy/default.yaml", description="policy parameter file (per province/year)")
 
     # where the file came from; not a configuration key
@@ -160,6 +174,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "CASEMIX_SPARK_MASTER": "spark.master",
     "MLFLOW_TRACKING_URI": "mlflow.tracking_uri",
     "MLFLOW_REGISTRY_URI": "mlflow.registry_uri",
+    "CASEMIX_PSEUDONYM_KEY_FILE": "privacy.key_file",
 }
 
 

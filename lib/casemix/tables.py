@@ -119,6 +119,7 @@ _CLAIM_FIELDS: tuple[tuple, ...] = (
     ("discharge_month", S, False),
     ("hospital_id", S, False),
     ("person_id", S, False),
+    ("national_id", S),
     ("insurance_scheme", S, False),
     ("sex", S, False),
     ("birth_date", D),
@@ -179,6 +180,23 @@ CLAIMS_REJECTED = register(
         ),
         partition_by=("drop_id",),
         change_feed=True,
+    )
+)
+
+INGEST_QUALITY = register(
+    TableDef(
+        name="ingest_quality",
+        description="data-quality summary of every ingest run: records read, accepted, rejected and per reason code, "
+        "per drop and hospital",
+        schema=_schema(
+            ("ingest_run_id", S, False),
+            ("drop_id", S, False),
+            ("region", S, False),
+            ("hospital_id", S),
+            ("measure", S, False),
+            ("records", L, False),
+        ),
+        partition_by=("ingest_run_id",),
     )
 )
 
