@@ -14,6 +14,9 @@ from casemix.jobkit import JobError, add_common_arguments, run_parsed
 JOBS: dict[str, str] = {
     "pipeline": "casemix_jobs.pipeline",
     "ingest-claims": "casemix_jobs.ingest_claims",
+    "register-scheme": "casemix_jobs.register_scheme",
+    "group-claims": "casemix_jobs.group_claims",
+    "group-file": "casemix_jobs.group_file",
     "tables": "casemix_jobs.show_tables",
 }
 

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from casemix.config import Settings
 
-__all__ = ["configure_tracking", "start_run", "git_commit", "input_version_tags", "EXPERIMENTS"]
+__all__ = ["configure_tracking", "ensure_experiment", "start_run", "git_commit", "input_version_tags", "EXPERIMENTS"]
 
 #: one experiment per activity (design.md, "Tracking")
 EXPERIMENTS = ("ingest", "grouping", "weight-calibration", "settlement")
@@ -57,7 +57,8 @@ def configure_tracking(settings: Settings) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=registry)
 
 
-def _experiment_id(client: MlflowClient, settings: Settings, name: str) -> str:
+def ensure_experiment(client: MlflowClient, settings: Settings, name: str) -> str:
+    """The id of experiment ``name``, created with its artifacts under the configured artifact root."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
@@ -87,7 +88,7 @@ def start_run(
     """Start an MLflow run in ``experiment`` tagged with commit, configuration, job and input table
     versions. Use as a context manager; the run ends (FAILED on an exception) when the block exits."""
     client = configure_tracking(settings)
-    experiment_id = _experiment_id(client, settings, experiment)
+    experiment_id = ensure_experiment(client, settings, experiment)
     all_tags = {
         TAG_COMMIT: git_commit(settings.root),
         TAG_CONFIG: settings.name,
