@@ -72,7 +72,7 @@ def run(ctx, args) -> dict:
                            "default_scheme": policy.default_scheme,
                            **{f"scheme_version.{s}": v for s, v in versions.items()}})
         grouped = group_claims(period, dirs, policy, run_id=ctx.run_id, grouped_at=datetime.now(timezone.utc),
-                               model_versions=versions)
+                               model_versions=versions, cache_dir=settings.path(settings.schemes.cache_dir))
         version = store.replace_partitions("grouped_claims", grouped, {"discharge_month": months},
                                            metadata={"casemix.run_id": ctx.run_id})
         written = store.read("grouped_claims", version=version).filter(F.col("discharge_month").isin(months))

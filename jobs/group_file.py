@@ -32,7 +32,7 @@ def run(ctx, args) -> dict:
     if not (folder / "mdc.json").is_file():
         raise JobError(f"no scheme {args.scheme!r}: neither a scheme folder nor a folder of {ctx.settings.schemes_path}")
     try:
-        return group_file(folder, args.input, args.output)
+        return group_file(folder, args.input, args.output, cache_dir=ctx.settings.path(ctx.settings.schemes.cache_dir))
     except (ValueError, FileNotFoundError) as exc:
         raise JobError(str(exc)) from None
 

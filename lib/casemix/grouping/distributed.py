@@ -40,7 +40,7 @@ def scheme_column(policy: GroupingPolicy, region: str = "region", discharge_date
 
 
 def _grouper(scheme_dirs: Mapping[str, str], versions: Mapping[str, str], run_id: str, grouped_at: datetime,
-             in_names: list[str], out_schema: pa.Schema, ship: bool):
+             in_names: list[str], out_schema: pa.Schema, ship: bool, cache_dir: str | None):
     def group_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from casemix.grouping import group_frame, load_compiled
 
@@ -51,6 +51,7 @@ def _grouper(scheme_dirs: Mapping[str, str], versions: Mapping[str, str], run_id
         else:
             dirs = dict(scheme_dirs)
         stamp = pa.scalar(grouped_at, pa.timestamp("us", tz="UTC"))
+        compiled: dict = {}  # once per task: load_compiled hashes the scheme files on every call
         for batch in batches:
             n = batch.num_rows
             inputs = pa.Table.from_batches([batch.select(list(GROUPER_INPUTS))]).to_pandas(types_mapper=pd.ArrowDtype)
@@ -58,7 +59,9 @@ def _grouper(scheme_dirs: Mapping[str, str], versions: Mapping[str, str], run_id
             result = None
             for scheme_id in pd.unique(schemes):
                 rows = schemes == scheme_id
-                part = group_frame(load_compiled(dirs[scheme_id]), inputs[rows] if not rows.all() else inputs)
+                if scheme_id not in compiled:
+                    compiled[scheme_id] = load_compiled(dirs[scheme_id], cache_dir)
+                part = group_frame(compiled[scheme_id], inputs[rows] if not rows.all() else inputs)
                 part["scheme_model_version"] = versions.get(scheme_id)
                 result = part if result is None else pd.concat([result, part])
             result = result.reindex(inputs.index)
@@ -78,12 +81,14 @@ def _grouper(scheme_dirs: Mapping[str, str], versions: Mapping[str, str], run_id
 
 
 def group_claims(claims: DataFrame, scheme_dirs: Mapping[str, str], policy: GroupingPolicy, *, run_id: str,
-                 grouped_at: datetime, model_versions: Mapping[str, str] | None = None) -> DataFrame:
+                 grouped_at: datetime, model_versions: Mapping[str, str] | None = None,
+                 cache_dir: str | None = None) -> DataFrame:
     """``claims`` (the ``claims`` table's columns) grouped: the ``grouped_claims`` table's columns.
 
     ``scheme_dirs`` maps every scheme id the policy can choose to a local scheme folder (e.g. the
     registered model's artifact); on a cluster the folders are shipped to the executors with
-    ``SparkContext.addFile``.
+    ``SparkContext.addFile``. ``cache_dir``: where executors keep compiled schemes (default
+    ``$CASEMIX_CACHE_DIR`` or ``~/.cache/casemix``).
     """
     target = CATALOGUE["grouped_claims"]
     missing = set(policy.schemes) - set(scheme_dirs)
@@ -98,5 +103,6 @@ def group_claims(claims: DataFrame, scheme_dirs: Mapping[str, str], policy: Grou
     with_scheme = claims.select(*claim_cols, scheme_column(policy).alias("scheme_id"))
     in_names = [*claim_cols, "scheme_id"]
     out_schema = to_arrow_schema(target.schema, timezone="UTC", prefers_large_types=False)
-    fn = _grouper(dict(scheme_dirs), dict(model_versions or {}), run_id, grouped_at, in_names, out_schema, ship)
+    fn = _grouper(dict(scheme_dirs), dict(model_versions or {}), run_id, grouped_at, in_names, out_schema, ship,
+                  cache_dir)
     return with_scheme.mapInArrow(fn, target.schema)

@@ -34,9 +34,10 @@ def read_cases(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def group_file(scheme_dir: str | Path, input_path: str | Path, output_path: str | Path) -> dict:
+def group_file(scheme_dir: str | Path, input_path: str | Path, output_path: str | Path,
+               cache_dir: str | Path | None = None) -> dict:
     cases = read_cases(input_path)
-    result = group_frame(load_compiled(scheme_dir), cases)
+    result = group_frame(load_compiled(scheme_dir, cache_dir), cases)
     out = pd.concat([cases[["case_id"]], result[["mdc", "adrg", "drg", "status", "trace"]]], axis=1)
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
