@@ -156,6 +156,9 @@ class DeltaRsStore(DeltaStore):
                 f"p_{col}",
                 F.when(text.rlike(_SAFE), text).otherwise(F.concat(F.lit("h"), F.substring(F.sha2(text, 256), 1, 16))),
             )
+        if definition.partition_by:
+            # one task per table partition: a few large files instead of one per task and partition
+            out = out.repartition(*[F.col(f"p_{c}") for c in definition.partition_by])
         writer = out.write.mode("errorifexists").option("compression", "snappy")
         if definition.partition_by:
             writer = writer.partitionBy(*[f"p_{c}" for c in definition.partition_by])
