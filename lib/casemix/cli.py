@@ -13,6 +13,7 @@ from casemix.jobkit import JobError, add_common_arguments, run_parsed
 #: subcommand -> job module (in the order of the data flow)
 JOBS: dict[str, str] = {
     "pipeline": "casemix_jobs.pipeline",
+    "generate-claims": "casemix_jobs.generate_claims",
     "ingest-claims": "casemix_jobs.ingest_claims",
     "register-scheme": "casemix_jobs.register_scheme",
     "group-claims": "casemix_jobs.group_claims",

@@ -1,0 +1,168 @@
+"""Grouping throughput on generated cases: vectorised core vs Spark job vs per-record reference.
+
+For each size N the same generated province (cases validated exactly as ingestion does, then kept
+as a Parquet file of claims under bench/.data/) is grouped with chs-drg-1.1 by
+
+  (a) the vectorised core, ``group_frame``, on ONE core (process pinned to CPU 0, Arrow single-threaded),
+      over Arrow batches of 100 000 rows converted as the Spark job converts them;
+  (b) the Spark grouping job on ``local[2]``: read claims, ``group_claims`` (mapInArrow), and either a
+      no-op sink (compute only) or the real ``grouped_claims`` Delta write with the delta-rs engine;
+  (c) the straightforward per-record implementation, ``group_record``, on a sample of the same cases
+      (its rate does not depend on N);
+
+and prints records/s, peak RSS of the process tree, and the ratios to (c).
+
+  python bench/bench_grouping.py                      # 1 M and 10 M cases
+  python bench/bench_grouping.py --sizes 200000 --reference-sample 5000
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "lib"))
+
+from harness import machine, measure, print_table  # noqa: E402
+
+SCHEME = "chs-drg-1.1"
+
+
+def schemes_dir() -> Path:
+    return Path(os.environ.get("CASEMIX_SCHEMES_DIR", ROOT.parent / "shared" / "schemes")).resolve()
+
+
+def spark_session(cores: int):
+    from casemix.config import SparkSettings
+    from casemix.spark import build_session
+
+    return build_session(SparkSettings(master=f"local[{cores}]", shuffle_partitions=cores * 4,
+                                       arrow_batch_size=100_000, driver_memory="8g"), "bench-grouping")
+
+
+def prepare_claims(spark, n: int, data: Path) -> Path:
+    """Generated clean cases of N claims, validated like ingestion, as Parquet (made once, then reused)."""
+    from pyspark.sql import functions as F
+
+    from casemix.codes import load_codebook
+    from casemix.generate import GeneratorSpec, build_plan, generate_inpatient, load_province
+    from casemix.ingest.pseudonym import DEMO_KEY, PseudonymKey
+    from casemix.ingest.raw import RAW_COLUMNS
+    from casemix.ingest.validate import validate
+    from casemix.tables import CATALOGUE
+
+    path = data / f"claims-{n}.parquet"
+    if (path / "_SUCCESS").exists():
+        return path
+    plan = build_plan(GeneratorSpec(seed=42, n_cases=n, bad_record_share=0.0, outpatient_multiple=0),
+                      load_province(), str(schemes_dir()))
+    raw = generate_inpatient(spark, plan).filter("row_role = 'original'").select(
+        *[F.col(f"`{zh}`").alias(en) for zh, en in RAW_COLUMNS.items()],
+        F.lit("bench").alias("source_file"), F.lit("parquet").alias("source_format"),
+        F.col("case_id").alias("source_line"), F.concat_ws("/", "drop_region", "drop_month").alias("drop_id"),
+        "drop_region", F.lit(False).alias("_malformed"), F.lit(None).cast("string").alias("_raw_line"),
+        F.col("case_id").alias("_order"))
+    checked = validate(raw, load_codebook(schemes_dir() / SCHEME), PseudonymKey(DEMO_KEY, "demo"))
+    claims = checked.filter(F.size("reason_codes") == 0).select(
+        *[c for c in CATALOGUE["claims"].columns if c not in ("ingest_run_id", "ingested_at")],
+        F.lit("bench").alias("ingest_run_id"), F.lit(datetime.now(timezone.utc)).alias("ingested_at"))
+    claims.write.mode("overwrite").parquet(str(path))
+    return path
+
+
+def core_one_core(path: Path, n: int):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from casemix.grouping import group_frame, load_compiled
+    from casemix.grouping.distributed import GROUPER_INPUTS
+
+    compiled = load_compiled(schemes_dir() / SCHEME)
+    batches = []
+    for f in sorted(path.glob("*.parquet")):
+        for b in pq.ParquetFile(f).iter_batches(batch_size=100_000, columns=list(GROUPER_INPUTS)):
+            batches.append(b)
+    records = sum(b.num_rows for b in batches)
+    with measure("(a) vectorised core, 1 core", records) as m:
+        for b in batches:
+            group_frame(compiled, pa.Table.from_batches([b]).to_pandas(types_mapper=pd.ArrowDtype))
+    return m, batches
+
+
+def reference(batches, sample: int):
+    import pyarrow as pa
+
+    from casemix.grouping import group_record, load_scheme
+
+    scheme = load_scheme(schemes_dir() / SCHEME)
+    table = pa.Table.from_batches(batches).slice(0, sample).to_pylist()
+    records = [{**r, "secondary_dxs": list(r["secondary_dxs"] or []), "procedures": list(r["procedures"] or [])}
+               for r in table]
+    with measure("(c) per-record reference", len(records)) as m:
+        for r in records:
+            group_record(scheme, r)
+    m.extra["note"] = f"sample of {len(records):,}"
+    return m
+
+
+def spark_job(spark, path: Path, n: int, tmp: Path):
+    from casemix.grouping.distributed import group_claims
+    from casemix.policy import GroupingPolicy
+    from casemix.storage.deltars import DeltaRsStore
+
+    policy = GroupingPolicy(default_scheme=SCHEME)
+    claims = spark.read.parquet(str(path))
+    records = claims.count()
+    dirs = {SCHEME: str(schemes_dir() / SCHEME)}
+    out = []
+    with measure("(b) Spark job local[2], no-op sink", records) as m:
+        group_claims(claims, dirs, policy, run_id="bench", grouped_at=datetime.now(timezone.utc)) \
+            .write.format("noop").mode("overwrite").save()
+    out.append(m)
+    store = DeltaRsStore(spark, str(tmp / f"warehouse-{n}-{int(time.time())}"))
+    months = sorted(r[0] for r in claims.select("discharge_month").distinct().collect())
+    with measure("(b) Spark job local[2], Delta write", records) as m:
+        grouped = group_claims(claims, dirs, policy, run_id="bench", grouped_at=datetime.now(timezone.utc))
+        store.replace_partitions("grouped_claims", grouped, {"discharge_month": months})
+    out.append(m)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--reference-sample", type=int, default=20_000)
+    parser.add_argument("--data", default=str(HERE / ".data"))
+    args = parser.parse_args()
+    data = Path(args.data)
+    data.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    print(f"machine: {machine()}\n")
+    all_cpus = os.sched_getaffinity(0)
+    spark = spark_session(2)
+    paths = {n: prepare_claims(spark, n, data) for n in args.sizes}
+    for n in args.sizes:
+        import pyarrow as pa
+
+        os.sched_setaffinity(0, {min(all_cpus)})
+        pa.set_cpu_count(1)
+        a, batches = core_one_core(paths[n], n)
+        c = reference(batches, args.reference_sample)
+        del batches
+        os.sched_setaffinity(0, all_cpus)
+        pa.set_cpu_count(len(all_cpus))
+        rows = [a, *spark_job(spark, paths[n], n, data), c]
+        print_table(f"Grouping {n:,} generated cases with {SCHEME}", rows, baseline=c.name)
+        print()
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()

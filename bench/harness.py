@@ -1,0 +1,86 @@
+"""What every benchmark shares: timing, peak memory of the whole process tree, and the table it prints.
+
+Peak memory is sampled (every 0.1 s) as the summed resident set size of this process and all its
+descendants (the Spark JVM and its Python workers), so it covers what Spark uses, not only the driver.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import psutil
+
+__all__ = ["Measurement", "measure", "print_table", "machine"]
+
+
+@dataclass
+class Measurement:
+    name: str
+    records: int
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds else float("nan")
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+@contextmanager
+def measure(name: str, records: int):
+    """Time the block and sample the process tree's peak RSS while it runs."""
+    m = Measurement(name, records)
+    me = psutil.Process(os.getpid())
+    peak = [_tree_rss(me)]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.wait(0.1):
+            peak[0] = max(peak[0], _tree_rss(me))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    start = time.perf_counter()
+    try:
+        yield m
+    finally:
+        m.seconds = time.perf_counter() - start
+        stop.set()
+        thread.join()
+        m.peak_rss_mb = max(peak[0], _tree_rss(me)) / 2**20
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    return (f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+
+
+def print_table(title: str, rows: list[Measurement], baseline: str | None = None) -> str:
+    """Print (and return) a Markdown table; ``ratio`` is each row's records/s over the baseline row's."""
+    base = next((r for r in rows if r.name == baseline), None)
+    extra_cols = sorted({k for r in rows for k in r.extra})
+    head = ["case", "records", "seconds", "records/s", "peak RSS (MB)", "ratio to " + (baseline or "-"), *extra_cols]
+    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        ratio = f"{r.rate / base.rate:.2f}" if base else "-"
+        cells = [r.name, f"{r.records:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f}", f"{r.peak_rss_mb:,.0f}", ratio,
+                 *[str(r.extra.get(k, "")) for k in extra_cols]]
+        lines.append("| " + " | ".join(cells) + " |")
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
