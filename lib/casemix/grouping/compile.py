@@ -322,6 +322,352 @@ def _finish(c: CompiledScheme) -> CompiledScheme:
     return c
 
 
+# ----------------------------------------------------------------------------- engine program (in memory only)
+#
+# The vectorised core does not interpret the rule trees row set by row set; it runs a flat
+# "program" derived here once per CompiledScheme (lazily, on first use; never saved):
+#
+# * MDC gates: per diagnosis / procedure id a uint64 bitmask of the MDCs whose entry rule can
+#   only hold when the principal diagnosis / procedure (or, for any_dx_in / secondary_dx_in
+#   entries, a secondary diagnosis) is that code (a necessary condition of the entry rule).  A
+#   record is only ever tested against the MDCs of its gate mask.
+# * per MDC, every item (QY check / ADRG rule) condition in disjunctive normal form over
+#   "leaf" bits: ``pdx``/``pproc`` leaves come from per-code uint64 tables, other leaves (ages,
+#   weights, sex, any-procedure / secondary lists, trauma) are evaluated per row.  Term ``t``
+#   holds for a row when ``bits & must[t] == must[t]`` and ``bits & clr[t] == 0``; the first term
+#   that holds (terms are in item order) gives the item.
+# * per item, its DRG splits as bit masks into a per-row split-predicate word and the outcome ids.
+# * per MDC, when small enough (always for the bundled schemes), decision tables that fold the
+#   above: a code's pdx (pproc) leaf bits only matter as one of a few distinct patterns
+#   ("classes"), so (pdx class, pproc class, row leaf bits) -> first item and (item, split
+#   predicate bits) -> outcome are tabulated by evaluating the terms on every combination; a
+#   record is then decided with a few small gathers.
+# * per-code bitsets of every list used by ``any_proc_in`` / ``secondary_dx_in`` / ``any_dx_in``
+#   and ``procs_include_all`` (one gather + OR per row's list instead of one pass per list).
+
+_MAX_TERMS = 64  # DNF larger than this: the whole condition becomes one row leaf (never the case in practice)
+
+
+class _TooBig(Exception):
+    pass
+
+
+@dataclass(eq=False)
+class MdcProgram:
+    entry: list                     # compiled entry condition
+    entry_exact: bool               # the gate is the entry rule itself (no need to evaluate it)
+    n_words: int                    # leaf words per row
+    n_leaves: int
+    pdx_tab: np.ndarray | None      # (n_dx + 1, n_words) uint64 leaf bits per principal diagnosis id
+    pproc_tab: np.ndarray | None    # (n_px + 1, n_words) uint64 leaf bits per principal procedure id
+    row_leaves: list                # [(compiled condition, word, bit)] evaluated per row
+    must: list                      # per word: (T,) uint64 or None when no term needs a bit of that word
+    clr: list                       # per word: (T,) uint64 or None
+    term_item: np.ndarray           # (T,) int32 item of each term (ascending)
+    n_terms: int
+    chunk: int                      # rows per block when matching (bounds the (rows, terms) temporaries)
+    kind: np.ndarray                # (items,) int8: 0 ADRG rule, 1 QY check
+    has_qy: bool
+    qy_oid: np.ndarray              # (items,) int32 outcome of a QY check
+    ret: np.ndarray                 # (items,) int32 return_adrg outcome or -1 ("continue")
+    n_splits: int
+    sp_word: np.ndarray             # (items, n_splits) int64 word of the split predicate
+    sp_mask: np.ndarray             # (items, n_splits) uint64 bit of the split predicate (0 = padding)
+    sp_out: np.ndarray              # (items, n_splits) int32 outcome id
+    # decision tables (None when too large: then rows are grouped by leaf bits at run time):
+    # item + 1 (0 = none) = item_tab[(pdx_cls[pdx] * n_pproc_cls + pproc_cls[pproc]) + row leaf pattern * n_pp_cls]
+    # outcome = split_tab[(item + 1) * n_split_pat + split bits]; -1 no item (falls through), -2 "continue"
+    pdx_cls: np.ndarray | None = None
+    pproc_cls: np.ndarray | None = None
+    n_pproc_cls: int = 1
+    n_pp_cls: int = 1               # n_pdx_cls * n_pproc_cls: stride of the row leaf pattern
+    item_tab: np.ndarray | None = None
+    split_tab: np.ndarray | None = None
+    n_split_pat: int = 0
+    local_any: tuple = ()           # "px"/"dx": kinds used by several row leaves (one pass over the rows' lists)
+
+
+@dataclass(eq=False)
+class EngineProgram:
+    mdcs: list
+    pdx_gate: np.ndarray            # (n_dx + 1,) uint64
+    pproc_gate: np.ndarray          # (n_px + 1,) uint64
+    gate_all: int                   # MDCs without a gate (every record is a candidate)
+    sec_gate: np.ndarray | None     # (n_dx + 1,) uint64: gates by a secondary diagnosis (OR over the row's)
+    sec_gate_cls: np.ndarray | None  # (n_dx + 1,) uint8/16 index into sec_gate_masks (0 = none): narrow gather
+    sec_gate_masks: np.ndarray | None
+    px_any_cols: list               # per word: (n_px + 1,) uint64 bits of the lists used by any_proc_in / splits
+    px_any_pos: dict                # procedure list index -> (word, bit)
+    dx_any_cols: list               # per word: (n_dx + 1,) uint64 bits of the secondary_dx_in / any_dx_in lists
+    dx_any_pos: dict
+    split_specs: list               # compiled split predicates; index = bit (0 = always)
+    n_split_words: int
+    pdx_low: np.ndarray             # (n_dx + 1,) uint8 lowest MDC of pdx_gate (255 = none)
+    pproc_low: np.ndarray           # (n_px + 1,) uint8
+    all_low: int                    # lowest MDC of gate_all (255 = none)
+
+
+def engine_program(c: CompiledScheme) -> EngineProgram:
+    """The (memoised) engine program of ``c``."""
+    return c.derived("engine_program", lambda: _build_program(c))
+
+
+def _walk(p, fn):
+    fn(p)
+    if p[0] in ("all", "any"):
+        for k in p[1]:
+            _walk(k, fn)
+    elif p[0] == "not":
+        _walk(p[1], fn)
+
+
+def _bit_columns(n_rows: int, members: list[np.ndarray]) -> list[np.ndarray]:
+    """Per word, a (n_rows,) unsigned array with bit j % 64 of word j // 64 set on the rows in ``members[j]``."""
+    nw = max(1, (len(members) + 63) // 64)
+    cols = []
+    for w in range(nw):
+        nbits = min(64, len(members) - 64 * w)
+        dt = np.uint8 if nbits <= 8 else np.uint16 if nbits <= 16 else np.uint32 if nbits <= 32 else np.uint64
+        cols.append(np.zeros(n_rows, dtype=dt))  # narrowest type: smaller table, cheaper gathers
+    for j, ids in enumerate(members):
+        col = cols[j // 64]
+        col[ids] |= col.dtype.type(1 << (j % 64))
+    return cols
+
+
+def _gate(p):
+    """(pdx lists, pproc lists, secondary lists, exact): the condition implies that the principal
+    diagnosis / principal procedure / a secondary diagnosis is in one of them ("exact": iff); None if
+    there is no such necessary condition."""
+    op = p[0]
+    if op == "pdx":
+        return {p[1]}, set(), set(), True
+    if op == "pproc":
+        return set(), {p[1]}, set(), True
+    if op == "sdx":
+        return set(), set(), {p[1]}, True
+    if op == "adx":
+        return {p[1]}, set(), {p[1]}, True
+    if op == "all":
+        for k in p[1]:
+            g = _gate(k)
+            if g is not None:
+                return g[0], g[1], g[2], g[3] and len(p[1]) == 1
+        return None
+    if op == "any" and p[1]:
+        gs = [_gate(k) for k in p[1]]
+        if any(g is None for g in gs):
+            return None
+        return tuple(set().union(*(g[i] for g in gs)) for i in range(3)) + (all(g[3] for g in gs),)
+    return None
+
+
+def _dnf(p, neg: bool) -> list[tuple[frozenset, frozenset]]:
+    """Condition -> list of (positive literals, negative literals); literal = ("pdx"|"pproc"|"row", key)."""
+    op = p[0]
+    if op == "always":
+        return [] if neg else [(frozenset(), frozenset())]
+    if op == "not":
+        return _dnf(p[1], not neg)
+    if op == "adx":
+        return _dnf(["any", [["pdx", p[1]], ["sdx", p[1]]]], neg)
+    if op in ("all", "any"):
+        parts = [_dnf(k, neg) for k in p[1]]
+        if (op == "all") != neg:  # conjunction
+            terms = [(frozenset(), frozenset())]
+            for part in parts:
+                terms = [(a | c, b | d) for a, b in terms for c, d in part if not ((a | c) & (b | d))]
+                if len(terms) > _MAX_TERMS:
+                    raise _TooBig
+            return terms
+        terms = [t for part in parts for t in part]
+        if len(terms) > _MAX_TERMS:
+            raise _TooBig
+        return terms
+    lit = ("pdx", p[1]) if op == "pdx" else ("pproc", p[1]) if op == "pproc" else ("row", json.dumps(p))
+    return [(frozenset(), frozenset([lit]))] if neg else [(frozenset([lit]), frozenset())]
+
+
+def _build_program(c: CompiledScheme) -> EngineProgram:
+    a, meta = c.arrays, c.meta
+    ndx, npx = c.n_dx, c.n_px
+    mdcs = meta["mdcs"]
+    rules = meta["rules"]
+    if len(mdcs) > 63:
+        raise ValueError(f"{c.scheme_id}: at most 63 MDCs are supported, got {len(mdcs)}")
+
+    def dx_ids(li):
+        return a["dx_list_flat"][a["dx_list_offs"][li]:a["dx_list_offs"][li + 1]]
+
+    def px_ids(li):
+        return a["px_list_flat"][a["px_list_offs"][li]:a["px_list_offs"][li + 1]]
+
+    # split predicates (bit 0 = always)
+    split_index = {json.dumps(["always"]): 0}
+    split_specs = [["always"]]
+    for r in rules:
+        for sp, _oid in r["drgs"]:
+            key = json.dumps(sp)
+            if key not in split_index:
+                split_index[key] = len(split_specs)
+                split_specs.append(sp)
+
+    # lists used by "any element of the row" terms
+    px_any: dict[int, int] = {}
+    dx_any: dict[int, int] = {}
+
+    def collect(p):
+        if p[0] == "aproc":
+            px_any.setdefault(p[1], len(px_any))
+        elif p[0] in ("sdx", "adx"):
+            dx_any.setdefault(p[1], len(dx_any))
+
+    for m in mdcs:
+        _walk(m["entry"], collect)
+        for item in m["items"]:
+            if item[0] == "qy":
+                _walk(item[1], collect)
+    for r in rules:
+        _walk(r["when"], collect)
+    for sp in split_specs:
+        if sp[0] == "procs_all":
+            for li in sp[1]:
+                px_any.setdefault(li, len(px_any))
+    px_any_cols = _bit_columns(npx + 1, [px_ids(li) for li in px_any])
+    dx_any_cols = _bit_columns(ndx + 1, [dx_ids(li) for li in dx_any])
+
+    pdx_gate = np.zeros(ndx + 1, dtype=np.uint64)
+    pproc_gate = np.zeros(npx + 1, dtype=np.uint64)
+    sec_gate = np.zeros(ndx + 1, dtype=np.uint64)
+    gate_all = 0
+    progs = []
+    for mi, m in enumerate(mdcs):
+        bit = np.uint64(1 << mi)
+        g = _gate(m["entry"])
+        if g is None:
+            gate_all |= 1 << mi
+            exact = False
+        else:
+            for li in g[0]:
+                pdx_gate[dx_ids(li)] |= bit
+            for li in g[1]:
+                pproc_gate[px_ids(li)] |= bit
+            for li in g[2]:
+                sec_gate[dx_ids(li)] |= bit
+            exact = g[3]
+        progs.append(_mdc_program(m, rules, split_index, ndx, npx, dx_ids, px_ids, exact))
+    for mp in progs:
+        _decision_tables(mp, len(split_specs))
+    sec_cls = sec_masks = None
+    if sec_gate.any():
+        sec_masks, inv = np.unique(sec_gate, return_inverse=True)  # sec_masks[0] == 0 (most codes)
+        sec_cls = inv.astype(np.uint8 if len(sec_masks) <= 256 else np.uint16 if len(sec_masks) <= 65536 else np.int64)
+    return EngineProgram(mdcs=progs, pdx_gate=pdx_gate, pproc_gate=pproc_gate, gate_all=gate_all,
+                         sec_gate=sec_gate if sec_gate.any() else None,
+                         sec_gate_cls=sec_cls, sec_gate_masks=sec_masks,
+                         pdx_low=_lowest_bit(pdx_gate), pproc_low=_lowest_bit(pproc_gate),
+                         all_low=int(_lowest_bit(np.array([gate_all], dtype=np.uint64))[0]),
+                         px_any_cols=px_any_cols, px_any_pos={li: divmod(j, 64) for li, j in px_any.items()},
+                         dx_any_cols=dx_any_cols, dx_any_pos={li: divmod(j, 64) for li, j in dx_any.items()},
+                         split_specs=split_specs, n_split_words=(len(split_specs) + 63) // 64)
+
+
+def _mdc_program(m, rules, split_index, ndx, npx, dx_ids, px_ids, entry_exact) -> MdcProgram:
+    items = m["items"]
+    n_items = len(items)
+    kind = np.zeros(n_items, dtype=np.int8)
+    qy_oid = np.full(n_items, -1, dtype=np.int32)
+    ret = np.full(n_items, -1, dtype=np.int32)
+    splits: list[list] = []
+    item_terms = []
+    for i, item in enumerate(items):
+        if item[0] == "qy":
+            cond = item[1]
+            kind[i] = 1
+            qy_oid[i] = item[2]
+            splits.append([])
+        else:
+            rule = rules[item[1]]
+            cond = rule["when"]
+            ret[i] = rule["return_adrg"]
+            splits.append(rule["drgs"])
+        try:
+            terms = _dnf(cond, False)
+        except _TooBig:
+            terms = [(frozenset([("row", json.dumps(cond))]), frozenset())]
+        # deterministic literal order; drop duplicate terms
+        seen = set()
+        uniq = []
+        for t in terms:
+            if t not in seen:
+                seen.add(t)
+                uniq.append(t)
+        item_terms.append(uniq)
+
+    lits = sorted({lit for terms in item_terms for t in terms for part in t for lit in part})
+    lit_index = {lit: j for j, lit in enumerate(lits)}
+    n_words = max(1, (len(lits) + 63) // 64)
+    pdx_tab = pproc_tab = None
+    row_leaves = []
+    for lit, j in lit_index.items():
+        w, b = divmod(j, 64)
+        if lit[0] == "pdx":
+            if pdx_tab is None:
+                pdx_tab = np.zeros((ndx + 1, n_words), dtype=np.uint64)
+            pdx_tab[dx_ids(lit[1]), w] |= np.uint64(1 << b)
+        elif lit[0] == "pproc":
+            if pproc_tab is None:
+                pproc_tab = np.zeros((npx + 1, n_words), dtype=np.uint64)
+            pproc_tab[px_ids(lit[1]), w] |= np.uint64(1 << b)
+        else:
+            row_leaves.append((json.loads(lit[1]), w, b))
+
+    n_terms = sum(len(t) for t in item_terms)
+    must = np.zeros((n_terms, n_words), dtype=np.uint64)
+    clr = np.zeros((n_terms, n_words), dtype=np.uint64)
+    term_item = np.zeros(n_terms, dtype=np.int32)
+    k = 0
+    for i, terms in enumerate(item_terms):
+        for pos, negs in terms:
+            for arr, lits_ in ((must, pos), (clr, negs)):
+                for lit in lits_:
+                    w, b = divmod(lit_index[lit], 64)
+                    arr[k, w] |= np.uint64(1 << b)
+            term_item[k] = i
+            k += 1
+
+    n_splits = max([1] + [len(s) for s in splits])
+    sp_word = np.zeros((n_items, n_splits), dtype=np.int64)
+    sp_mask = np.zeros((n_items, n_splits), dtype=np.uint64)
+    sp_out = np.full((n_items, n_splits), -1, dtype=np.int32)
+    for i, drgs in enumerate(splits):
+        for s, (sp, oid) in enumerate(drgs):
+            w, b = divmod(split_index[json.dumps(sp)], 64)
+            sp_word[i, s] = w
+            sp_mask[i, s] = np.uint64(1 << b)
+            sp_out[i, s] = oid
+    uses = {"px": 0, "dx": 0}
+
+    def count(q):
+        if q[0] == "aproc":
+            uses["px"] += 1
+        elif q[0] in ("sdx", "adx"):
+            uses["dx"] += 1
+
+    for p, _w, _b in row_leaves:
+        _walk(p, count)
+    return MdcProgram(
+        local_any=tuple(k for k, v in uses.items() if v >= 2),
+        entry=m["entry"], entry_exact=entry_exact, n_words=n_words, n_leaves=len(lits),
+        pdx_tab=pdx_tab, pproc_tab=pproc_tab,
+        row_leaves=row_leaves,
+        must=[np.ascontiguousarray(must[:, w]) if must[:, w].any() else None for w in range(n_words)],
+        clr=[np.ascontiguousarray(clr[:, w]) if clr[:, w].any() else None for w in range(n_words)],
+        term_item=term_item, n_terms=n_terms, chunk=max(256, 262144 // max(1, n_terms)),
+        kind=kind, has_qy=bool((kind == 1).any()), qy_oid=qy_oid, ret=ret,
+        n_splits=n_splits, sp_word=sp_word, sp_mask=sp_mask, sp_out=sp_out)
+
+
 # ----------------------------------------------------------------------------- disk cache
 
 
@@ -415,3 +761,77 @@ def clear_memo() -> None:
     """Forget the in-process memo (for tests)."""
     with _MEMO_LOCK:
         _MEMO.clear()
+
+
+def _lowest_bit(x: np.ndarray) -> np.ndarray:
+    """uint8 index of the lowest set bit of each uint64 (255 for 0)."""
+    out = np.full(len(x), 255, dtype=np.uint8)
+    for i in range(63, -1, -1):  # descending: the lowest set bit is written last
+        out[(x & np.uint64(1 << i)) != 0] = i
+    return out
+
+
+_MAX_ITEM_TAB = 1 << 16
+_MAX_SPLIT_BITS = 12
+
+
+def _first_item(mp: MdcProgram, bits: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+    """Item of the first DNF term holding for each leaf word in ``bits`` (single word), -1 if none."""
+    ok = np.ones((len(bits), mp.n_terms), dtype=bool)
+    col = bits[:, None]
+    if mp.must[0] is not None:
+        ok &= (col & mp.must[0]) == mp.must[0]
+    if mp.clr[0] is not None:
+        ok &= (col & mp.clr[0]) == 0
+    if start is not None:
+        ok &= mp.term_item >= start[:, None]
+    t = ok.argmax(axis=1)
+    return np.where(ok[np.arange(len(bits)), t], mp.term_item[t], -1)
+
+
+def _decision_tables(mp: MdcProgram, n_split_specs: int) -> None:
+    """Fill the decision tables of ``mp`` when they are small enough (else leave them None)."""
+    if mp.n_words != 1 or not mp.n_terms or n_split_specs > _MAX_SPLIT_BITS:
+        return
+
+    def classes(tab):
+        if tab is None:
+            return None, np.zeros(1, dtype=np.uint64)
+        import pandas as pd  # (only needed here; keeps the module import light)
+
+        cls, uniq = pd.factorize(tab[:, 0])
+        return cls.astype(np.int32), np.asarray(uniq, dtype=np.uint64)
+
+    pdx_cls, pdx_bits = classes(mp.pdx_tab)
+    pproc_cls, pproc_bits = classes(mp.pproc_tab)
+    k = len(mp.row_leaves)
+    n_pp = len(pdx_bits) * len(pproc_bits)
+    size = n_pp << k
+    if size > _MAX_ITEM_TAB:
+        return
+    # every (pdx class, pproc class, row leaf pattern): its leaf word and first matching item
+    combo = np.arange(size)
+    pat, rest = np.divmod(combo, n_pp)
+    bits = pdx_bits[rest // len(pproc_bits)] | pproc_bits[rest % len(pproc_bits)]
+    for j, (_p, w, b) in enumerate(mp.row_leaves):
+        bits |= ((pat >> j) & 1).astype(np.uint64) << np.uint64(b)
+    item = _first_item(mp, bits)
+    # every (item, split bits): outcome (QY / first split holding / return_adrg), -2 when "continue"
+    n_pat = 1 << n_split_specs
+    v = np.arange(n_pat, dtype=np.uint64)
+    split_tab = np.full((len(mp.kind) + 1, n_pat), -1, dtype=np.int32)  # row 0: no item
+    for i in range(len(mp.kind)):
+        if mp.kind[i] == 1:
+            split_tab[i + 1] = mp.qy_oid[i]
+            continue
+        out = np.full(n_pat, -1, dtype=np.int32)
+        for s in range(mp.n_splits):
+            sel = ((v & mp.sp_mask[i, s]) != 0) & (out < 0)
+            out[sel] = mp.sp_out[i, s]
+        out[out < 0] = mp.ret[i] if mp.ret[i] >= 0 else -2
+        split_tab[i + 1] = out
+    mp.pdx_cls, mp.pproc_cls = pdx_cls, pproc_cls
+    mp.n_pproc_cls, mp.n_pp_cls = len(pproc_bits), n_pp
+    mp.item_tab = (item + 1).astype(np.int32)
+    mp.split_tab = split_tab.ravel()
+    mp.n_split_pat = n_pat
