@@ -80,8 +80,8 @@ def _wide_baseline(spark, n: int, partitions: int, path: str) -> None:
 
     cols = [F.concat(F.lit("v" * (4 + (i * 7) % 20)), F.col("id").cast("string")).alias(f"c{i}") for i in range(27)]
     (spark.range(0, n, 1, partitions)
-     .select(*cols, (F.col("id") * 16 // n).cast("string").alias("region"),
-             (F.col("id") * 576 // n % 36).cast("string").alias("month"))
+     .select(*cols, F.floor(F.col("id") * 16 / n).cast("string").alias("region"),
+             (F.floor(F.col("id") * 576 / n) % 36).cast("string").alias("month"))
      .write.mode("overwrite").partitionBy("region", "month").parquet(path))
 
 

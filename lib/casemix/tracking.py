@@ -20,7 +20,7 @@ from casemix.config import Settings
 __all__ = ["configure_tracking", "ensure_experiment", "start_run", "git_commit", "input_version_tags", "EXPERIMENTS"]
 
 #: one experiment per activity (design.md, "Tracking")
-EXPERIMENTS = ("ingest", "grouping", "weight-calibration", "settlement")
+EXPERIMENTS = ("generate", "ingest", "grouping", "weight-calibration", "settlement")
 
 TAG_COMMIT = "casemix.git_commit"
 TAG_CONFIG = "casemix.config"
