@@ -244,3 +244,120 @@ SYNTHETIC_TRUE_COSTS = register(
         merge_keys=("scheme_id", "drg"),
     )
 )
+
+
+# -- relative-weight calibration (casemix.calibrate) ------------------------------------------------
+# Runs are kept side by side: every calibration writes its own partition (calibration_run_id = the
+# MLflow run id), replaced as a whole when the same run id writes again. Scoring reads only the runs
+# promoted in `promoted_weights` (casemix.calibrate.promoted_weights).
+from pyspark.sql.types import DoubleType  # noqa: E402 - kept with the tables that use it
+
+D64 = DoubleType()
+
+RELATIVE_WEIGHTS = register(
+    TableDef(
+        name="relative_weights",
+        description="relative weights (相对权重) and base points per region, target year and DRG of every "
+        "calibration run",
+        schema=_schema(
+            ("calibration_run_id", S, False),
+            ("region", S, False),
+            ("target_year", I, False),
+            ("scheme_id", S, False),
+            ("mdc", S),
+            ("adrg", S),
+            ("drg", S, False),
+            ("cases_raw", L, False),               # grouped, not excluded, all data years, before trimming
+            ("cases_after_trimming", L, False),
+            ("cases_weighted", D64, False),        # Σ year weight (weights sum to 1): expected cases per year
+            ("trimmed_mean_cost", MONEY),          # year-weighted mean of the kept cases; null without cases
+            ("cv", D64),                           # SD / mean of the kept cases; null below 2 kept cases
+            ("region_weight", D64),                # RW from the region's own cases; null without cases
+            ("province_weight", D64, False),       # RW from all regions' cases (same scheme and DRG)
+            ("tilt_factor", D64, False),
+            ("previous_weight", D64),              # promoted RW the cap compared against
+            ("relative_weight", D64, False),       # the weight: after low volume, tilt + rescaling, cap
+            ("base_points", D64, False),           # 基准点数 = relative_weight × 100
+            ("standard_cost", MONEY, False),       # relative_weight × all_case_mean_cost
+            ("all_case_mean_cost", MONEY, False),  # the region's year-weighted mean of all kept cases
+            ("low_volume", B, False),
+            ("tilted", B, False),
+            ("capped", B, False),
+            ("calibrated_at", T, False),
+        ),
+        partition_by=("calibration_run_id",),
+    )
+)
+
+HOSPITAL_INDICATORS = register(
+    TableDef(
+        name="hospital_indicators",
+        description="CMI, cost- and time-consumption index per hospital and data year under a calibration "
+        "run's weights",
+        schema=_schema(
+            ("calibration_run_id", S, False),
+            ("region", S, False),
+            ("target_year", I, False),
+            ("data_year", I, False),
+            ("hospital_id", S, False),
+            ("cases", L, False),
+            ("total_weight", D64, False),          # Σ RW over the cases
+            ("cmi", D64, False),
+            ("cost_index", D64, False),            # 费用消耗指数
+            ("time_index", D64, False),            # 时间消耗指数
+            ("calibrated_at", T, False),
+        ),
+        partition_by=("calibration_run_id",),
+    )
+)
+
+CALIBRATION_QUALITY = register(
+    TableDef(
+        name="calibration_quality",
+        description="quality of every calibration run per region: 入组率, trimming, RIV, CV, low-volume "
+        "groups, error against synthetic true costs",
+        schema=_schema(
+            ("calibration_run_id", S, False),
+            ("region", S, False),
+            ("target_year", I, False),
+            ("cases_all", L, False),
+            ("cases_excluded", L, False),
+            ("cases_grouped", L, False),
+            ("grouping_rate", D64),                # 入组率 = grouped / (all − excluded)
+            ("cases_after_trimming", L, False),
+            ("trimmed_share", D64),
+            ("groups", I, False),
+            ("groups_with_cases", I, False),
+            ("low_volume_groups", I, False),
+            ("cv_ge_1_share", D64),
+            ("riv", D64),
+            ("all_case_mean_cost", MONEY),
+            ("tilted_groups", I, False),
+            ("capped_groups", I, False),
+            ("budget_ratio", D64),                 # Σ RW·n after cap / before tilt and cap
+            ("true_cost_groups", I),
+            ("true_cost_median_abs_error", D64),
+            ("true_cost_weighted_abs_error", D64),
+            ("calibrated_at", T, False),
+        ),
+        partition_by=("calibration_run_id",),
+    )
+)
+
+PROMOTED_WEIGHTS = register(
+    TableDef(
+        name="promoted_weights",
+        description="which calibration run's weights are promoted per region and target year (latest "
+        "promotion wins; earlier ones in the table history)",
+        schema=_schema(
+            ("region", S, False),
+            ("target_year", I, False),
+            ("calibration_run_id", S, False),
+            ("promoted_at", T, False),
+            ("promoted_by", S, False),
+            ("note", S),
+        ),
+        merge_keys=("region", "target_year"),
+        version_column="promoted_at",
+    )
+)
