@@ -18,6 +18,8 @@ JOBS: dict[str, str] = {
     "register-scheme": "casemix_jobs.register_scheme",
     "group-claims": "casemix_jobs.group_claims",
     "group-file": "casemix_jobs.group_file",
+    "calibrate-weights": "casemix_jobs.calibrate_weights",
+    "promote-weights": "casemix_jobs.promote_weights",
     "tables": "casemix_jobs.show_tables",
 }
 
