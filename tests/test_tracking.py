@@ -51,3 +51,16 @@ def test_a_failing_block_marks_the_run_failed(settings):
 def test_git_commit_can_be_pinned_by_environment(monkeypatch):
     monkeypatch.setenv("CASEMIX_GIT_COMMIT", "abc123")
     assert git_commit() == "abc123"
+
+
+def test_opening_the_store_leaves_the_environment_overrides_alone(settings, monkeypatch):
+    import os
+
+    from casemix.config import load_settings
+    from casemix.tracking import configure_tracking
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    configure_tracking(settings)  # mlflow itself would export MLFLOW_TRACKING_URI
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    # so a configuration loaded afterwards still gets its own store
+    assert load_settings(settings.source_file).tracking_uri != settings.tracking_uri

@@ -51,9 +51,17 @@ def configure_tracking(settings: Settings) -> MlflowClient:
     uri = settings.tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
     registry = settings.mlflow.registry_uri or uri
+    # mlflow.set_*_uri also write MLFLOW_*_URI into os.environ; restore them so a later configuration
+    # load does not mistake this store for a user's override
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(registry)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     return MlflowClient(tracking_uri=uri, registry_uri=registry)
 
 

@@ -278,10 +278,16 @@ class DeltaRsStore(DeltaStore):
         return self._version_of(definition, commit_id)
 
     def _version_of(self, definition: TableDef, commit_id: str) -> int:
-        for entry in self._open(definition).history(limit=50):
-            if entry.get(_META_COMMIT) == commit_id:
-                return int(entry["version"])
-        raise StorageError(f"commit {commit_id} of {definition.name} not found in its history")
+        """The version our commit got: read from the log files themselves, newest first (delta-rs's
+        history can misnumber entries right after a conflict was resolved by a concurrent writer)."""
+        log_dir = f"{self._root.rstrip('/')}/{definition.name}/_delta_log"
+        names = sorted((i.path for i in self._fs.get_file_info(pafs.FileSelector(log_dir))
+                        if i.base_name.endswith(".json") and i.base_name[:-5].isdigit()), reverse=True)
+        for path in names[:200]:
+            with self._fs.open_input_stream(path) as handle:
+                if commit_id.encode() in handle.read():
+                    return int(path.rsplit("/", 1)[-1][:-5])
+        raise StorageError(f"commit {commit_id} of {definition.name} not found in its log")
 
     def _write(self, definition, df, *, mode, operation, metadata, partition_filters=None, extra_actions=(),
                check_where=None, retries=0) -> int:
