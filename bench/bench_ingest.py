@@ -73,7 +73,7 @@ def main() -> None:
             res = ingest_drops(spark, DeltaRsStore(spark, str(warehouse)), files, book, key, f"bench-{n}")
         ing.extra["files"] = len(files)
         ing.extra["note"] = f"accepted {res.accepted:,}, rejected {res.rejected:,}"
-        print_table(f"Generate and ingest {n:,} cases ({rows:,} drop rows, {counted:,} lines/rows incl. headers-free)",
+        print_table(f"Generate and ingest {n:,} cases ({rows:,} drop rows, {counted:,} text lines and rows, CSV headers included)",
                     [base, gen, ing], baseline=base.name)
         print()
         shutil.rmtree(warehouse, ignore_errors=True)
