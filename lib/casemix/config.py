@@ -228,6 +228,25 @@ def _describe(err: dict) -> str:
     return f"key '{key}': {err['msg']} (got {given!r})"
 
 
+def read_yaml_mapping(file: Path, missing_hint: str) -> dict:
+    """A YAML file whose top level is a mapping (empty file = {}); :class:`ConfigError` naming the
+    file when it is missing (with ``missing_hint``), not YAML, or not a mapping."""
+    if not file.is_file():
+        raise ConfigError(file, [f"{missing_hint} (looked for {file.resolve()})"])
+    try:
+        doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(file, [f"not valid YAML: {exc}"]) from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(file, ["top level must be a mapping"])
+    return doc
+
+
+def validation_error(file: str | os.PathLike, exc: ValidationError) -> ConfigError:
+    """A pydantic validation error as one :class:`ConfigError` listing every key that is wrong."""
+    return ConfigError(file, [_describe(e) for e in exc.errors()])
+
+
 def load_settings(path: str | os.PathLike | None = None, *, env: dict[str, str] | None = None) -> Settings:
     """Load and validate one environment configuration file.
 

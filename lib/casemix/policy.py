@@ -10,10 +10,9 @@ from pathlib import Path
 from decimal import Decimal
 from typing import Literal, Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from casemix.config import ConfigError, Settings, _describe
+from casemix.config import Settings, read_yaml_mapping, validation_error
 
 __all__ = [
     "Policy",
@@ -167,15 +166,8 @@ class Policy(_Strict):
 def load_policy(settings_or_path: Settings | str | os.PathLike) -> Policy:
     path = Path(settings_or_path.path(settings_or_path.policy)) if isinstance(settings_or_path, Settings) \
         else Path(settings_or_path)
-    if not path.is_file():
-        raise ConfigError(path, [f"policy file not found (looked for {path.resolve()})"])
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, [f"not valid YAML: {exc}"]) from exc
-    if not isinstance(doc, dict):
-        raise ConfigError(path, ["top level must be a mapping"])
+    doc = read_yaml_mapping(path, "policy file not found")
     try:
         return Policy(**doc)
     except ValidationError as exc:
-        raise ConfigError(path, [_describe(e) for e in exc.errors()]) from None
+        raise validation_error(path, exc) from None

@@ -12,10 +12,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from casemix.config import ConfigError
+from casemix.config import read_yaml_mapping, validation_error
 
 __all__ = [
     "Province",
@@ -231,27 +230,11 @@ def default_province_path() -> Path:
     return project_root() / "conf" / "province.yaml"
 
 
-def _describe(err: dict) -> str:
-    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    if err["type"] == "extra_forbidden":
-        return f"key '{key}' is not a known setting; remove it or check its spelling"
-    if err["type"] == "missing":
-        return f"key '{key}' is required but missing"
-    return f"key '{key}': {err['msg']} (got {err.get('input')!r})"
-
-
 def load_province(path: str | os.PathLike | None = None) -> Province:
     """Load and validate a province file (default ``conf/province.yaml``); raises ConfigError."""
     file = Path(path) if path is not None else default_province_path()
-    if not file.is_file():
-        raise ConfigError(file, [f"province file not found (looked for {file.resolve()}); pass its path"])
-    try:
-        doc = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(file, [f"not valid YAML: {exc}"]) from exc
-    if not isinstance(doc, dict):
-        raise ConfigError(file, ["top level must be a mapping"])
+    doc = read_yaml_mapping(file, "province file not found; pass its path")
     try:
         return Province(**doc, source_file=str(file))
     except ValidationError as exc:
-        raise ConfigError(file, [_describe(e) for e in exc.errors()]) from None
+        raise validation_error(file, exc) from None
