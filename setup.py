@@ -28,6 +28,7 @@ setup(
         "mlflow>=3.0,<4",
         "pyyaml>=6",
         "pydantic>=2.5,<3",
+        "matplotlib>=3.8",  # calibration plots and the settlement report
     ],
     extras_require={
         "dev": [
@@ -36,7 +37,6 @@ setup(
             "nbclient>=0.10",
             "nbformat>=5.9",
             "ipykernel>=6",
-            "matplotlib>=3.8",
         ],
     },
     entry_points={"console_scripts": ["casemix=casemix.cli:main"]},

@@ -1,7 +1,8 @@
 """Generate a synthetic province: raw inpatient and outpatient drops, planted defects and the true DRG costs.
 
 Writes <out>/inpatient/region=<code>/month=<YYYY-MM>/ (CSV or Parquet per region, as conf/province.yaml
-says), <out>/inpatient/_defects/ and <out>/outpatient/region=<code>/month=<YYYY-MM>/, replaces the
+says), <out>/inpatient/_defects/, <out>/outpatient/region=<code>/month=<YYYY-MM>/ and the hospital
+register <out>/hospitals.csv (for load-hospitals), replaces the
 scheme's partition of the synthetic_true_costs table, and logs a run in the MLflow experiment "generate".
 
 Examples:
@@ -43,6 +44,8 @@ def run(ctx, args) -> dict:
 
     from casemix.config import ConfigError
     from casemix.generate import GeneratorSpec, SpecError, build_plan, generate_province, load_province
+    from casemix.generate.truth import hospital_register
+    from casemix.payment import write_register
     from casemix.tracking import start_run
 
     settings = ctx.settings
@@ -64,6 +67,8 @@ def run(ctx, args) -> dict:
         mlflow.log_params({k: str(v)[:500] for k, v in spec.model_dump().items()})
         mlflow.log_params({"out": out, "partitions_used": plan.partitions, "province_file": province.source_file})
         result = generate_province(ctx.spark, plan, out, run_id=ctx.run_id)
+        register = write_register(f"{out}/hospitals.csv", hospital_register(plan))
+        result.paths["hospitals"] = str(register)
         version = ctx.store.replace_partitions(
             "synthetic_true_costs", result.truth, where={"scheme_id": [spec.scheme_id]},
             metadata={"casemix.run_id": ctx.run_id, "casemix.job": NAME},

@@ -20,6 +20,9 @@ JOBS: dict[str, str] = {
     "group-file": "casemix_jobs.group_file",
     "calibrate-weights": "casemix_jobs.calibrate_weights",
     "promote-weights": "casemix_jobs.promote_weights",
+    "load-hospitals": "casemix_jobs.load_hospitals",
+    "score-cases": "casemix_jobs.score_cases",
+    "settle": "casemix_jobs.settle",
     "tables": "casemix_jobs.show_tables",
 }
 

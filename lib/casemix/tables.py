@@ -361,3 +361,180 @@ PROMOTED_WEIGHTS = register(
         version_column="promoted_at",
     )
 )
+
+
+# -- DRG payment (casemix.payment) ------------------------------------------------------------------
+POINTS = DecimalType(20, 4)        # 点数: 4 decimals (policy payment.points_decimals <= 4 keeps them exact)
+POINT_VALUE = DecimalType(24, 10)  # 点值: yuan per point, a ratio, kept with 10 decimals
+RATIO = DecimalType(18, 6)
+
+HOSPITALS = register(
+    TableDef(
+        name="hospitals",
+        description="register of designated hospitals (定点医疗机构): region, grade and type, which scoring "
+        "reads for hospital coefficients",
+        schema=_schema(
+            ("hospital_id", S, False),
+            ("region", S, False),
+            ("name", S),
+            ("grade", S, False),                 # 三级 / 二级 / 一级
+            ("hospital_type", S, False),         # general / tcm / specialty
+            ("source_file", S, False),
+            ("loaded_at", T, False),
+        ),
+        merge_keys=("hospital_id",),
+        audit_columns=("source_file", "loaded_at"),
+    )
+)
+
+AUDIT_DEDUCTIONS = register(
+    TableDef(
+        name="audit_deductions",
+        description="audit deductions (审核扣款) per hospital and month, subtracted from the settlement "
+        "(may be empty)",
+        schema=_schema(
+            ("deduction_id", S, False),
+            ("region", S, False),
+            ("hospital_id", S, False),
+            ("month", S, False),                 # YYYY-MM the deduction is settled in
+            ("amount", MONEY, False),
+            ("reason", S),
+        ),
+        merge_keys=("deduction_id",),
+    )
+)
+
+CASE_POINTS = register(
+    TableDef(
+        name="case_points",
+        description="points of every inpatient case under the DRG point method: group, base points, "
+        "hospital coefficient, case type, ratio to the group mean, readmission, final points",
+        schema=_schema(
+            ("claim_id", S, False),
+            ("region", S, False),
+            ("discharge_month", S, False),
+            ("hospital_id", S, False),
+            ("grade", S),                        # from `hospitals`; null: hospital not in the register
+            ("person_id", S, False),
+            ("insurance_scheme", S, False),
+            ("admission_date", D, False),
+            ("discharge_date", D, False),
+            ("los_days", I, False),
+            ("discharge_status", S, False),
+            ("scheme_id", S, False),
+            ("drg", S),
+            ("adrg", S),
+            ("group_status", S, False),
+            ("calibration_run_id", S),           # the promoted weights run used
+            ("relative_weight", D64),
+            ("base_points", POINTS),             # B_g = RW × 100
+            ("group_mean_cost", MONEY),          # the group's standard cost = RW × all-case mean
+            ("all_case_mean_cost", MONEY),
+            ("total_cost", MONEY, False),
+            ("fund_paid", MONEY, False),         # what fee-for-service paid from the fund
+            ("patient_paid", MONEY, False),      # total − fund (自付 + 自费)
+            ("out_of_pocket", MONEY, False),     # 自费
+            ("cost_ratio", RATIO),               # total cost / group mean cost
+            ("hospital_coefficient", RATIO),
+            ("coefficient_source", S),           # grade / history / same_price / grade_default
+            ("case_type", S, False),
+            ("readmission_halved", B, False),
+            ("readmission_claim_id", S),         # the later stay that caused it
+            ("points_before_readmission", POINTS, False),
+            ("points", POINTS, False),
+            ("score_run_id", S, False),
+            ("scored_at", T, False),
+        ),
+        partition_by=("region", "discharge_month"),
+        merge_keys=("claim_id",),
+        change_feed=True,
+    )
+)
+
+HOSPITAL_SETTLEMENTS = register(
+    TableDef(
+        name="hospital_settlements",
+        description="what each hospital is paid per month (provisional) and year (final): points, point "
+        "value, gross amount, patient payments, deductions, withheld and released, surplus/overrun share",
+        schema=_schema(
+            ("settlement_year", I, False),
+            ("region", S, False),
+            ("period", S, False),                # YYYY-MM (month) or YYYY (year)
+            ("period_type", S, False),           # month | year
+            ("hospital_id", S, False),
+            ("method", S, False),                # point | rate
+            ("cases", L, False),
+            ("points", POINTS, False),           # rate method: Σ RW × 100
+            ("point_value", POINT_VALUE),        # rate method: null
+            ("gross_amount", MONEY, False),      # points × PV (rate: Σ standards paid + patient payments)
+            ("patient_payments", MONEY, False),
+            ("audit_deductions", MONEY, False),
+            ("fund_due", MONEY, False),          # gross − patient payments − deductions
+            ("provisional_paid", MONEY, False),  # month: share paid; year: Σ months
+            ("withheld", MONEY, False),          # month: due − paid; year: Σ months
+            ("released", MONEY, False),          # year: final − Σ provisional paid (month rows: 0)
+            ("final_fund_payment", MONEY, False),
+            ("surplus_share", MONEY, False),     # the hospital's share of the region's surplus (-: overrun)
+            ("ffs_fund", MONEY, False),          # fee-for-service fund amount of the same cases
+            ("settle_run_id", S, False),
+            ("settled_at", T, False),
+        ),
+        partition_by=("settlement_year", "region"),
+        change_feed=True,
+    )
+)
+
+POINT_VALUE_TABLE = register(
+    TableDef(
+        name="point_values",
+        description="per region, year and month: budget, patients' payments, total points, point value, "
+        "surplus/overrun and its sharing (rate method: base rate)",
+        schema=_schema(
+            ("settlement_year", I, False),
+            ("region", S, False),
+            ("period", S, False),
+            ("period_type", S, False),
+            ("method", S, False),
+            ("cases", L, False),
+            ("budget", MONEY, False),            # month: the budget's monthly share
+            ("patient_payments", MONEY, False),
+            ("ffs_fund", MONEY, False),          # A: fee-for-service fund amounts
+            ("surplus", MONEY, False),           # S = budget − A (year; negative: overrun)
+            ("fund_retained", MONEY, False),     # the fund's part of S (kept surplus / borne overrun)
+            ("hospital_share", MONEY, False),    # hospitals' part of S
+            ("settlement_total", MONEY, False),  # budget + patient payments − fund_retained
+            ("total_points", POINTS, False),
+            ("point_value", POINT_VALUE),
+            ("base_rate", POINT_VALUE),          # rate method F
+            ("settle_run_id", S, False),
+            ("settled_at", T, False),
+        ),
+        partition_by=("settlement_year", "region"),
+        change_feed=True,
+    )
+)
+
+PAYMENT_SIMULATION = register(
+    TableDef(
+        name="payment_simulation",
+        description="模拟运行: per hospital and month, the fund payment under fee-for-service, the DRG point "
+        "method and the rate method, and the differences",
+        schema=_schema(
+            ("settlement_year", I, False),
+            ("region", S, False),
+            ("month", S, False),
+            ("hospital_id", S, False),
+            ("grade", S),
+            ("cases", L, False),
+            ("points", POINTS, False),
+            ("ffs_fund", MONEY, False),
+            ("point_fund", MONEY, False),
+            ("rate_fund", MONEY, False),
+            ("point_minus_ffs", MONEY, False),
+            ("rate_minus_ffs", MONEY, False),
+            ("settle_run_id", S, False),
+            ("settled_at", T, False),
+        ),
+        partition_by=("settlement_year", "region"),
+    )
+)

@@ -61,7 +61,7 @@ from casemix.generate.plan import GenerationPlan
 from casemix.generate.province import GRADES, HOSPITAL_TYPES
 from casemix.tables import SYNTHETIC_TRUE_COSTS
 
-__all__ = ["true_costs", "drg_case_counts", "reference_multipliers"]
+__all__ = ["true_costs", "drg_case_counts", "reference_multipliers", "hospital_register"]
 
 _SIX = Decimal("0.000001")
 
@@ -97,6 +97,19 @@ def true_costs(spark: SparkSession, plan: GenerationPlan, *, run_id: str, cases:
         for drg, adrg, cost in zip(cat.drg_codes, cat.drg_adrg, costs)
     ]
     return spark.createDataFrame(rows, schema=SYNTHETIC_TRUE_COSTS.schema)
+
+
+def hospital_register(plan: GenerationPlan) -> list[dict]:
+    """The synthetic province's hospital register (定点医疗机构): id, region, name, grade, type; the rows
+    ``casemix.payment.write_register`` writes as the CSV file ``load-hospitals`` reads."""
+    rows = []
+    for i, hid in enumerate(plan.hospital_ids):
+        region = plan.region_codes[int(plan.hospital_region[i])]
+        grade = GRADES[int(plan.hospital_grade[i])]
+        htype = HOSPITAL_TYPES[int(plan.hospital_type[i])]
+        rows.append({"hospital_id": hid, "region": region, "name": f"{region} {grade} {htype} {hid}",
+                     "grade": grade, "hospital_type": htype})
+    return rows
 
 
 def reference_multipliers(spark: SparkSession, plan: GenerationPlan) -> DataFrame:

@@ -1,0 +1,219 @@
+"""Scoring and settlement runs end to end (what the ``score-cases`` and ``settle`` jobs call).
+
+:func:`score_year`: grouped_claims of the year (+ the readmission window) × promoted weights × hospital
+register → ``case_points`` (the year's partitions of the regions replaced, one version per run).
+
+:func:`settle_year`: ``case_points`` of the year → budgets (:func:`budgets`), base rates and per-case
+rate amounts (Spark) → hospital-month aggregates (a few rows per hospital, the only thing collected) →
+:func:`~casemix.payment.settlement.settle_region` per region in exact decimals (checks reconciliation) →
+``hospital_settlements``, ``point_values``, ``payment_simulation`` (the year's partitions of the regions
+replaced) → an HTML report and an MLflow run in experiment ``settlement``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from casemix.calibrate.promotion import promoted_weights
+from casemix.config import Settings
+from casemix.payment.money import to_fen
+from casemix.payment.rate import base_rates, rate_cases
+from casemix.payment.scoring import score_cases, scoring_window
+from casemix.payment.settlement import HospitalMonth, RegionSettlement, SettlementError, settle_region
+from casemix.policy import PaymentParams, Policy, PolicyError
+from casemix.storage import DeltaStore
+from casemix.tables import table
+
+__all__ = ["score_year", "settle_year", "budgets", "hospital_months", "payment_params", "PaymentError",
+           "SETTLEMENT_EXPERIMENT"]
+
+log = logging.getLogger(__name__)
+SETTLEMENT_EXPERIMENT = "settlement"
+
+
+class PaymentError(RuntimeError):
+    """Scoring or settlement cannot run on these inputs; the message says what to do."""
+
+
+def payment_params(policy: Policy, year: int, regions: Sequence[str]) -> dict[str, PaymentParams]:
+    try:
+        return {r: policy.payment.params(year, r) for r in sorted(regions)}
+    except PolicyError as exc:
+        raise PaymentError(str(exc)) from None
+
+
+def _regions_with_cases(df: DataFrame, year: int, regions: Optional[Sequence[str]]) -> list[str]:
+    if regions:
+        return sorted(set(regions))
+    found = [r["region"] for r in df.filter(F.col("discharge_month").startswith(f"{year:04d}-"))
+             .select("region").distinct().collect()]
+    if not found:
+        raise PaymentError(f"no cases discharged in {year}")
+    return sorted(found)
+
+
+def _months(year: int) -> list[str]:
+    return [f"{year:04d}-{m:02d}" for m in range(1, 13)]
+
+
+def score_year(spark: SparkSession, store: DeltaStore, policy: Policy, year: int, *,
+               regions: Optional[Sequence[str]] = None, run_id: str) -> dict[str, Any]:
+    """Score the cases of ``year`` (module docstring); returns a summary (counts per case type, versions)."""
+    for name, hint in (("grouped_claims", "casemix group-claims"), ("hospitals", "casemix load-hospitals")):
+        if not store.exists(name):
+            raise PaymentError(f"table {name} does not exist: run {hint} first")
+    grouped_version = store.version("grouped_claims")
+    grouped = store.read("grouped_claims", version=grouped_version)
+    regions = _regions_with_cases(grouped, year, regions)
+    params = payment_params(policy, year, regions)
+    first, last, _ = scoring_window(year, params)
+    grouped = grouped.filter((F.col("discharge_month") >= first) & (F.col("discharge_month") <= last))
+    weights = promoted_weights(spark, store, regions, year)
+    indicators = None
+    if any(p.coefficient.source == "history" for p in params.values()) and store.exists("hospital_indicators"):
+        runs = [r["calibration_run_id"] for r in weights.select("calibration_run_id").distinct().collect()]
+        indicators = store.read("hospital_indicators").filter(F.col("calibration_run_id").isin(runs))
+    scored_at = datetime.now(timezone.utc)
+    points = score_cases(grouped, weights, store.read("hospitals"), params, year, run_id=run_id,
+                         scored_at=scored_at, indicators=indicators).filter(F.col("region").isin(regions))
+    version = store.replace_partitions(
+        "case_points", points, where={"region": regions, "discharge_month": _months(year)},
+        metadata={"casemix.run_id": run_id, "casemix.input.grouped_claims.version": str(grouped_version)})
+    written = store.read("case_points", version=version).filter(
+        F.col("discharge_month").startswith(f"{year:04d}-") & F.col("region").isin(regions))
+    by_type = {r["case_type"]: r["n"] for r in written.groupBy("case_type").agg(F.count("*").alias("n")).collect()}
+    stats = written.agg(F.count("*").alias("cases"), F.sum(F.col("readmission_halved").cast("int")).alias("halved"),
+                        F.sum(F.when(F.col("coefficient_source") == "unregistered", 1).otherwise(0)).alias("unreg"),
+                        F.sum("points").alias("points")).first()
+    source = grouped.filter(F.col("discharge_month").startswith(f"{year:04d}-") & F.col("region").isin(regions)).count()
+    if stats["cases"] != source:
+        raise PaymentError(f"case_points has {stats['cases']} cases of {year} but grouped_claims has {source}")
+    return {"year": year, "regions": regions, "cases": stats["cases"], "case_types": dict(sorted(by_type.items())),
+            "readmissions_halved": stats["halved"] or 0, "unregistered_hospital_cases": stats["unreg"] or 0,
+            "total_points": str(stats["points"] or 0), "case_points_version": version,
+            "grouped_claims_version": grouped_version}
+
+
+def budgets(store: DeltaStore, year: int, params: dict[str, PaymentParams]) -> dict[str, Decimal]:
+    """The inpatient fund budget per region: fixed, or Σ fund_paid of the region's ``claims`` discharged in
+    the year before × (1 + growth), to the fen."""
+    need = [r for r, p in params.items() if p.budget.basis == "prior_year_fund"]
+    prior: dict[str, Decimal] = {}
+    if need:
+        if not store.exists("claims"):
+            raise PaymentError("budget basis prior_year_fund needs the claims table: ingest claims first")
+        prior = {r["region"]: r["fund"] for r in store.read("claims")
+                 .filter(F.col("discharge_month").startswith(f"{year - 1:04d}-") & F.col("region").isin(need))
+                 .groupBy("region").agg(F.sum("fund_paid").alias("fund")).collect()}
+    out = {}
+    for region, p in params.items():
+        if p.budget.basis == "fixed":
+            out[region] = to_fen(p.budget.amount)
+        elif region not in prior:
+            raise PaymentError(f"region {region}: budget basis prior_year_fund but no claims discharged in "
+                               f"{year - 1}; set payment.years.{year}.regions.\"{region}\".budget to "
+                               "{basis: fixed, amount: <yuan>}")
+        else:
+            out[region] = to_fen(prior[region] * (1 + p.budget.growth))
+    return out
+
+
+def hospital_months(points: DataFrame, deductions: Optional[DataFrame], year: int) -> DataFrame:
+    """Per region, hospital and month: cases, points, patients' payments, FFS fund, rate amounts, and
+    the month's audit deductions (a hospital-month with deductions but no cases is kept)."""
+    agg = points.groupBy("region", "hospital_id", F.col("discharge_month").alias("month")).agg(
+        F.count("*").alias("cases"), F.sum("points").alias("points"), F.sum("patient_paid").alias("patient"),
+        F.sum("fund_paid").alias("ffs_fund"), F.sum("rate_fund").alias("rate_fund"),
+        F.sum("rate_points").alias("rate_points"), F.first("grade", ignorenulls=True).alias("grade"))
+    if deductions is None:
+        return agg.withColumn("deductions", F.lit(0).cast("decimal(28,2)"))
+    ded = deductions.filter(F.col("month").startswith(f"{year:04d}-")) \
+        .groupBy("region", "hospital_id", "month").agg(F.sum("amount").alias("deductions"))
+    return agg.join(ded, ["region", "hospital_id", "month"], "full")
+
+
+@dataclass
+class SettlementRun:
+    year: int
+    regions: list[str]
+    results: list[RegionSettlement]
+    budgets: dict[str, Decimal]
+    base_rates: dict[str, Decimal]
+    frames: dict[str, DataFrame] = field(default_factory=dict)
+
+
+def settle_year(spark: SparkSession, store: DeltaStore, policy: Policy, year: int, *,
+                regions: Optional[Sequence[str]] = None, run_id: str) -> SettlementRun:
+    """Settle ``year`` for ``regions`` (default: every region with scored cases): compute and check; the
+    caller writes :attr:`SettlementRun.frames` (see :func:`write_settlement`)."""
+    if not store.exists("case_points"):
+        raise PaymentError("table case_points does not exist: run casemix score-cases first")
+    points = store.read("case_points").filter(F.col("discharge_month").startswith(f"{year:04d}-"))
+    regions = _regions_with_cases(points, year, regions)
+    points = points.filter(F.col("region").isin(regions))
+    params = payment_params(policy, year, regions)
+    budget = budgets(store, year, params)
+    try:
+        rates = base_rates(points, budget, params)
+    except SettlementError as exc:
+        raise PaymentError(str(exc)) from None
+    with_rate = rate_cases(points, rates, params)
+    deductions = store.read("audit_deductions").filter(F.col("region").isin(regions)) \
+        if store.exists("audit_deductions") else None
+    cells = hospital_months(with_rate, deductions, year).toPandas()
+    zero = Decimal("0")
+    by_region: dict[str, list[HospitalMonth]] = {r: [] for r in regions}
+    for rec in cells.to_dict("records"):
+        def dec(k, default=zero):
+            v = rec.get(k)
+            return default if v is None or (isinstance(v, float) and v != v) else Decimal(v)
+        by_region[rec["region"]].append(HospitalMonth(
+            hospital_id=rec["hospital_id"], month=rec["month"], cases=int(rec["cases"] or 0) if rec["cases"] == rec["cases"] else 0,
+            points=dec("points"), patient=dec("patient"), ffs_fund=dec("ffs_fund"),
+            deductions=dec("deductions"), rate_fund=dec("rate_fund"), rate_points=dec("rate_points"),
+            grade=rec["grade"] if isinstance(rec.get("grade"), str) else None))
+    results = []
+    for region in regions:
+        try:
+            results.append(settle_region(region, year, params[region], budget[region], by_region[region],
+                                         base_rate=rates.get(region)))
+        except SettlementError as exc:
+            raise PaymentError(str(exc)) from exc
+    settled_at = datetime.now(timezone.utc)
+    frames = {}
+    for name, attr in (("hospital_settlements", "hospitals"), ("point_values", "values"),
+                       ("payment_simulation", "simulation")):
+        definition = table(name)
+        rows = [{**row, "settle_run_id": run_id, "settled_at": settled_at} for res in results for row in getattr(res, attr)]
+        frames[name] = spark.createDataFrame([tuple(r[c] for c in definition.columns) for r in rows], definition.schema)
+    return SettlementRun(year, regions, results, budget, rates, frames)
+
+
+def write_settlement(store: DeltaStore, run: SettlementRun, *, run_id: str) -> dict[str, int]:
+    """Replace the year's partitions of the run's regions in the three settlement tables, then check the
+    written tables reconcile (the fund + patient + deduction amounts of the year rows equal each region's
+    settlement total); returns the new versions."""
+    versions = {}
+    for name, df in run.frames.items():
+        versions[name] = store.replace_partitions(name, df, where={"settlement_year": [run.year], "region": run.regions},
+                                                  metadata={"casemix.run_id": run_id})
+    hs = store.read("hospital_settlements", version=versions["hospital_settlements"]) \
+        .filter((F.col("settlement_year") == run.year) & (F.col("period_type") == "year")) \
+        .groupBy("region").agg(F.sum(F.col("final_fund_payment") + F.col("patient_payments")
+                                     + F.col("audit_deductions")).alias("paid"))
+    pv = store.read("point_values", version=versions["point_values"]) \
+        .filter((F.col("settlement_year") == run.year) & (F.col("period_type") == "year")) \
+        .select("region", "settlement_total")
+    bad = hs.join(pv, "region", "full").filter(
+        F.col("paid").isNull() | F.col("settlement_total").isNull() | (F.col("paid") != F.col("settlement_total"))).collect()
+    if bad:
+        raise PaymentError(f"written settlement does not reconcile for region(s) {[r['region'] for r in bad]}: "
+                           f"{[r.asDict() for r in bad][:5]}")
+    return versions
