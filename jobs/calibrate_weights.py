@@ -23,8 +23,8 @@ def add_arguments(parser) -> None:
                         help="pooling region to calibrate (repeatable; default: every region with cases)")
     parser.add_argument("--grouped-version", type=int, help="read this version of `grouped_claims` (default: current)")
     parser.add_argument("--set", action="append", dest="overrides", default=[], metavar="KEY=VALUE",
-                        help="override a calibration spec field, e.g. trimming.method=log_sd or "
-                             "max_yearly_change=0.1 (VALUE is YAML)")
+                        help="override a calibration spec field, e.g. trimming.method=log_sd, "
+                             "max_yearly_change=0.1 or tilts.GD15=1.1 (VALUE is YAML)")
     parser.add_argument("--no-reuse", action="store_true", help="always start a new run, even for identical inputs")
     parser.add_argument("--no-plots", action="store_true", help="do not draw the run's plots")
 

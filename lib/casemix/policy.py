@@ -147,6 +147,12 @@ class CalibrationPolicy(_Strict):
                 f"year_weights has {len(self.year_weights)} values but window_years is {self.window_years}: "
                 "give one weight per data year, oldest first (e.g. [2, 3, 5] for 3 years)"
             )
+        if self.trimming.method == "log_sd" and self.exclusions.min_cost <= 0:
+            # ln 0 = -inf would make the group's bounds NaN and the group would silently keep every case
+            raise ValueError(
+                "trimming.method log_sd takes ln cost: set exclusions.min_cost > 0 (default 5 yuan) so that "
+                "no case of cost 0 is kept, or choose another trimming method"
+            )
         return self
 
     def data_years(self, target_year: int) -> tuple[int, ...]:

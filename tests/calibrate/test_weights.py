@@ -214,3 +214,38 @@ def test_a_spec_override_is_validated():
         spec(year_weights=[1, 1])
     with pytest.raises(CalibrationSpecError, match="no key 'trimming.k'"):
         spec(**{"trimming.k": 2})
+
+
+def test_cap_also_raises_a_weight_that_fell_more_than_the_cap(spark):
+    # as the cap test above, plus a promoted C of 1.2: C borrows 1.0 < 0.9 * 1.2 -> 1.08 (capped from below);
+    # ñ_C = 0, so the budget ratio is still 203/224
+    previous = spark.createDataFrame([("R1", "chs-drg-1.1", "AA11", 0.5), ("R1", "chs-drg-1.1", "BB11", 1.7),
+                                      ("R1", "chs-drg-1.1", "CC11", 1.2)],
+                                     "region string, scheme_id string, drg string, previous_weight double")
+    s = spec(**{"trimming.method": "none", "max_yearly_change": 0.1})
+    cases = calibration_cases(claims(spark, PROVINCE_ROWS), s, 2025)
+    result = calibrate(cases, s, 2025, run_id="r", calibrated_at=AT, regions=["R1"], previous=previous)
+    w = by_key(result.relative_weights, "drg")
+    assert (w["CC11"]["relative_weight"], w["CC11"]["capped"], w["CC11"]["low_volume"]) == \
+        (pytest.approx(1.08, rel=1e-12), True, True)
+    q = result.quality.collect()[0]
+    assert (q["capped_groups"], q["budget_ratio"]) == (2, pytest.approx(203 / 224, rel=1e-12))
+
+
+def test_log_sd_trimming_needs_a_positive_minimum_cost():
+    # ln 0 = -inf makes the group's bounds NaN, and the group would silently keep every case
+    with pytest.raises(CalibrationSpecError, match="log_sd.*min_cost"):
+        spec(**{"trimming.method": "log_sd", "exclusions.min_cost": 0})
+    assert spec(**{"trimming.method": "log_sd", "exclusions.min_cost": 0.01}).exclusions.min_cost > 0
+    assert spec(**{"exclusions.min_cost": 0}).trimming.method == "iqr"  # the other methods take any cost
+
+
+def test_a_tilt_or_an_inflation_factor_can_be_set_by_its_own_dotted_key():
+    s = spec(**{"tilts.AA11": 1.2, "tilts.BB1": 0.9})
+    assert s.tilts == {"AA11": 1.2, "BB1": 0.9}
+    s = spec(**{"inflation.2022": 1.1, "inflation.2023": 1.05, "inflation.2024": 1.0})
+    assert s.inflation == {2022: 1.1, 2023: 1.05, 2024: 1.0}
+    with pytest.raises(CalibrationSpecError, match="tilts"):
+        spec(**{"tilts.AA11": 0})
+    with pytest.raises(CalibrationSpecError, match="no key 'exclusions.max_los'"):
+        spec(**{"exclusions.max_los": 30})

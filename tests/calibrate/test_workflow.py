@@ -6,6 +6,7 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import functions as F
 
 from casemix.calibrate import (
+    CalibrationSpecError,
     NoCasesError,
     calibration_hash,
     NoPromotedWeightsError,
@@ -137,7 +138,7 @@ def test_promoted_weights_are_the_latest_promoted_run_per_region_and_year(spark,
     assert first["run_id"] != second["run_id"] and not second["reused"]
     job("casemix_jobs.promote_weights", ctx, ["--run-id", first["run_id"], "--by", "tester", "--note", "first"])
     done = job("casemix_jobs.promote_weights", ctx, ["--run-id", second["run_id"], "--region", "530100",
-                                                    "--by", "tester"])
+                                                    "--region", "530100", "--by", "tester"])  # named twice: once
     assert [r["region"] for r in done["promoted"]] == ["530100"]
 
     got = promoted_weights(spark, store, target_year=2025).toPandas()
@@ -165,8 +166,8 @@ def test_promoted_weights_are_the_latest_promoted_run_per_region_and_year(spark,
 
     with pytest.raises(JobError, match="no MLflow run 'nope'"):
         job("casemix_jobs.promote_weights", ctx, ["--run-id", "nope"])
-    with pytest.raises(PromotionError, match="did not calibrate region"):
-        promote_run(settings, store, first["run_id"], regions=["530999"])
+    with pytest.raises(PromotionError, match=r"did not calibrate region\(s\) 530999 "):
+        promote_run(settings, store, first["run_id"], regions="530999")  # a code, not its characters
 
 
 def test_the_cap_compares_with_the_promoted_weights_of_the_previous_target_year(spark, store, settings, write_grouped):
@@ -195,6 +196,12 @@ def test_unknown_regions_and_empty_years_fail_with_what_to_do(spark, store, sett
         run_calibration(spark, store, settings, CalibrationPolicy(), target_year=2025, regions=["530999"])
     with pytest.raises(NoCasesError, match="2027-2029"):
         run_calibration(spark, store, settings, CalibrationPolicy(), target_year=2030)
+    # one code is one region (not its characters); an empty list is a mistake, not an empty run
+    with pytest.raises(NoCasesError, match=r"region\(s\) 530999 have no grouped"):
+        run_calibration(spark, store, settings, CalibrationPolicy(), target_year=2025, regions="530999")
+    with pytest.raises(CalibrationSpecError, match="no region to calibrate"):
+        run_calibration(spark, store, settings, CalibrationPolicy(), target_year=2025, regions=[])
+    assert not store.exists("relative_weights")
 
 
 def test_writing_a_run_again_replaces_only_its_own_partition(spark, store):

@@ -88,7 +88,8 @@ def _client(settings: Settings):
     return configure_tracking(settings)
 
 
-def promote_run(settings: Settings, store: DeltaStore, run_id: str, *, regions: Optional[Sequence[str]] = None,
+def promote_run(settings: Settings, store: DeltaStore, run_id: str, *,
+                regions: Optional[str | Sequence[str]] = None,
                 promoted_by: Optional[str] = None, note: Optional[str] = None,
                 promoted_at: Optional[datetime] = None) -> list[dict]:
     """Promote the weights of calibration run ``run_id`` for ``regions`` (None: every region the run
@@ -119,7 +120,9 @@ def promote_run(settings: Settings, store: DeltaStore, run_id: str, *, regions: 
     except (KeyError, ValueError):
         raise PromotionError(f"run {run_id} has no {TAG_TARGET_YEAR}/{TAG_REGIONS} tags: it was not written by "
                              "casemix calibrate-weights") from None
-    chosen = list(regions) if regions else run_regions
+    if isinstance(regions, str):  # one code, not its characters
+        regions = [regions]
+    chosen = list(dict.fromkeys(str(r) for r in regions)) if regions else run_regions  # each region once
     unknown = sorted(set(chosen) - set(run_regions))
     if unknown:
         raise PromotionError(f"run {run_id} did not calibrate region(s) {', '.join(unknown)} "

@@ -13,7 +13,8 @@ enter the bounds: a case is an outlier or not whatever its year's weight). A cas
   group of fewer than 1/p cases loses nothing (P1..P99 trims only groups of 100+ cases), unlike
   interpolated percentiles that would cut the minimum and maximum of every small group;
 - ``log_sd``: ``lower, upper = exp(m ∓ k·s)`` with ``m``, ``s`` the mean and sample standard deviation
-  (n − 1) of ``ln c``, k = ``log_sd_k``; a group of one case keeps it;
+  (n − 1) of ``ln c``, k = ``log_sd_k``; a group of one case keeps it (costs are > 0: the spec refuses
+  log_sd with ``exclusions.min_cost`` ≤ 0);
 - ``none``: every case is kept.
 
 Comparisons allow a relative slack of 1e-9 (a cost equal to a bound up to floating-point rounding is

@@ -55,6 +55,8 @@ METHOD_VERSION = "1"
 TAG_HASH = "casemix.calibration.hash"
 TAG_REUSED = "casemix.calibration.reused_by"
 _OUTPUT_TABLES = ("relative_weights", "hospital_indicators", "calibration_quality")
+#: spec fields that are mappings with free keys: ``override_spec`` may add entries to them
+_OPEN_MAPPINGS = ("tilts", "inflation")
 
 
 @dataclass
@@ -78,7 +80,8 @@ class CalibrationRun:
 
 def override_spec(spec: CalibrationPolicy, changes: Mapping[str, Any]) -> CalibrationPolicy:
     """``spec`` with dotted-key changes applied and validated, e.g.
-    ``override_spec(spec, {"trimming.method": "percentile", "low_volume.method": "shrink"})``.
+    ``override_spec(spec, {"trimming.method": "percentile", "low_volume.method": "shrink"})``; an entry of
+    ``tilts`` or ``inflation`` can be set (or added) by its own key: ``{"tilts.GD15": 1.1}``.
     Raises :class:`CalibrationSpecError` naming the key for an unknown key or invalid value."""
     doc = spec.model_dump()
     for dotted, value in changes.items():
@@ -89,6 +92,11 @@ def override_spec(spec: CalibrationPolicy, changes: Mapping[str, Any]) -> Calibr
                 raise CalibrationSpecError(f"calibration spec has no section {key!r} (in {dotted!r}); "
                                            f"sections: {', '.join(k for k, v in doc.items() if isinstance(v, dict))}")
             node = node[key]
+        if len(parents) == 1 and parents[0] in _OPEN_MAPPINGS:
+            # an entry of a free-form mapping (tilts.GD15, inflation.2023) may be a new key; validation
+            # checks it (an inflation year must be an integer)
+            node[int(leaf) if parents[0] == "inflation" and leaf.isdigit() else leaf] = value
+            continue
         if leaf not in node:
             raise CalibrationSpecError(f"calibration spec has no key {dotted!r}; keys here: {', '.join(node)}")
         node[leaf] = value
@@ -238,7 +246,7 @@ def run_calibration(
     spec: CalibrationPolicy,
     *,
     target_year: int,
-    regions: Optional[Sequence[str]] = None,
+    regions: Optional[str | Sequence[str]] = None,
     grouped_version: Optional[int] = None,
     reuse: bool = True,
     plots: bool = True,
@@ -246,11 +254,17 @@ def run_calibration(
     run_name: Optional[str] = None,
     job_run_id: Optional[str] = None,
 ) -> CalibrationRun:
-    """Calibrate ``regions`` (None: every region with cases in the data years) for ``target_year`` with
-    ``spec`` (module docstring). Raises :class:`NoCasesError` / :class:`CalibrationSpecError`."""
+    """Calibrate ``regions`` (a code or codes; None: every region with cases in the data years) for
+    ``target_year`` with ``spec`` (module docstring). Raises :class:`NoCasesError` /
+    :class:`CalibrationSpecError`."""
     spec = validate_spec(spec)
     target_year = int(target_year)
     check_inflation(spec, target_year)
+    if regions is not None:
+        regions = [regions] if isinstance(regions, str) else list(regions)  # a code, not its characters
+    if regions is not None and not regions:
+        raise CalibrationSpecError("no region to calibrate (an empty list of regions): name at least one, or "
+                                   "pass None (the command line: no --region) for every region with cases")
     years = spec.data_years(target_year)
     if not store.exists("grouped_claims"):
         raise NoCasesError("table grouped_claims does not exist: run group-claims first")
