@@ -36,19 +36,24 @@ def spark():
     session.stop()
 
 
-@pytest.fixture
-def settings(tmp_path, schemes_dir):
-    """conf/local.yaml with every data path inside this test's temp folder."""
+def isolated_settings(folder: Path, schemes_dir: Path):
+    """conf/local.yaml with every data path (data, warehouse, MLflow store and artifacts) inside ``folder``."""
     from casemix.config import load_settings
 
     env = {
-        "CASEMIX_DATA_DIR": str(tmp_path / "data"),
-        "CASEMIX_WAREHOUSE": str(tmp_path / "warehouse"),
+        "CASEMIX_DATA_DIR": str(folder / "data"),
+        "CASEMIX_WAREHOUSE": str(folder / "warehouse"),
         "CASEMIX_SCHEMES_DIR": str(schemes_dir),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
     }
     s = load_settings(ROOT / "conf" / "local.yaml", env=env)
-    return s.model_copy(update={"mlflow": s.mlflow.model_copy(update={"artifact_root": str(tmp_path / "artifacts")})})
+    return s.model_copy(update={"mlflow": s.mlflow.model_copy(update={"artifact_root": str(folder / "artifacts")})})
+
+
+@pytest.fixture
+def settings(tmp_path, schemes_dir):
+    """conf/local.yaml with every data path inside this test's temp folder."""
+    return isolated_settings(tmp_path, schemes_dir)
 
 
 @pytest.fixture

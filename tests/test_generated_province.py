@@ -22,16 +22,11 @@ def run_job(module_name, ctx, argv):
 def province(spark, tmp_path_factory, schemes_dir):
     """3 000 generated cases (5 % of them defective) of a Parquet region and a CSV region over two years,
     written as drops and ingested once."""
-    from casemix.config import load_settings
     from casemix.storage.deltars import DeltaRsStore
-    from tests.conftest import ROOT
+    from tests.conftest import isolated_settings
 
     tmp = tmp_path_factory.mktemp("province")
-    settings = load_settings(ROOT / "conf" / "local.yaml", env={
-        "CASEMIX_DATA_DIR": str(tmp / "data"), "CASEMIX_WAREHOUSE": str(tmp / "warehouse"),
-        "CASEMIX_SCHEMES_DIR": str(schemes_dir), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}"})
-    settings = settings.model_copy(update={"mlflow": settings.mlflow.model_copy(
-        update={"artifact_root": str(tmp / "artifacts")})})
+    settings = isolated_settings(tmp, schemes_dir)
     ctx = JobContext.create(settings, "test", spark=spark, store=DeltaRsStore(spark, str(tmp / "warehouse")))
     generated = run_job("casemix_jobs.generate_claims", ctx, [
         "--cases", "3000", "--seed", "11", "--bad-share", "0.05", "--outpatient-multiple", "0.5",

@@ -24,16 +24,11 @@ def run_job(module_name, ctx, argv, settings=None):
 
 @pytest.fixture(scope="module")
 def paid(spark, tmp_path_factory, schemes_dir):
-    from casemix.config import load_settings
     from casemix.storage.deltars import DeltaRsStore
-    from tests.conftest import ROOT
+    from tests.conftest import isolated_settings
 
     tmp = tmp_path_factory.mktemp("payment")
-    settings = load_settings(ROOT / "conf" / "local.yaml", env={
-        "CASEMIX_DATA_DIR": str(tmp / "data"), "CASEMIX_WAREHOUSE": str(tmp / "warehouse"),
-        "CASEMIX_SCHEMES_DIR": str(schemes_dir), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}"})
-    settings = settings.model_copy(update={"mlflow": settings.mlflow.model_copy(
-        update={"artifact_root": str(tmp / "artifacts")})})
+    settings = isolated_settings(tmp, schemes_dir)
     ctx = JobContext.create(settings, "test", spark=spark, store=DeltaRsStore(spark, str(tmp / "warehouse")))
     summary = run_job("casemix_jobs.pipeline", ctx, ["--cases", "4000", "--seed", "3", "--year", str(YEAR)])
     return ctx, summary, tmp

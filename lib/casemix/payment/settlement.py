@@ -128,7 +128,11 @@ def settle_region(region: str, year: int, params: PaymentParams, budget: Decimal
     H = to_fen(h * S)
     R = S - H
     T = budget + P - R
-    by_h = {hid: [c for c in cells if c.hospital_id == hid] for hid in hospitals}
+    by_h: dict[str, list[HospitalMonth]] = defaultdict(list)
+    by_m: dict[str, list[HospitalMonth]] = defaultdict(list)
+    for c in cells:
+        by_h[c.hospital_id].append(c)
+        by_m[c.month].append(c)
     h_points = [_sum(c.points for c in by_h[hid]) for hid in hospitals]
     keys = [f"{c.month}|{c.hospital_id}" for c in cells]
     if T and not total_points and params.method == "rate":  # nothing to simulate the point method with
@@ -170,7 +174,7 @@ def settle_region(region: str, year: int, params: PaymentParams, budget: Decimal
     paid: dict[str, Decimal] = defaultdict(lambda: ZERO)
     withheld: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for month in months:
-        mc = [c for c in cells if c.month == month]
+        mc = by_m[month]
         m_points = _sum(c.points for c in mc)
         m_patient = _sum(c.patient for c in mc)
         if params.method == "point":
@@ -263,12 +267,18 @@ def check_region(result: RegionSettlement) -> None:
             problems.append("fund's part + hospitals' part of the surplus != the surplus")
         if _sum(r["surplus_share"] for r in year_rows) != value["hospital_share"]:
             problems.append("hospitals' surplus shares do not sum to the hospitals' part")
+        gross_by: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        for r in month_rows:
+            gross_by[r["period"]] += r["gross_amount"]
         for mv in (v for v in result.values if v["period_type"] == "month"):
-            gross = _sum(r["gross_amount"] for r in month_rows if r["period"] == mv["period"])
+            gross = gross_by[mv["period"]]
             if gross != mv["settlement_total"]:
                 problems.append(f"month {mv['period']}: Σ gross {gross} != monthly total {mv['settlement_total']}")
+    paid_by: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for m in month_rows:
+        paid_by[m["hospital_id"]] += m["provisional_paid"]
     for r in year_rows:
-        months_paid = _sum(m["provisional_paid"] for m in month_rows if m["hospital_id"] == r["hospital_id"])
+        months_paid = paid_by[r["hospital_id"]]
         if months_paid + r["released"] != r["final_fund_payment"] or months_paid != r["provisional_paid"]:
             problems.append(f"hospital {r['hospital_id']}: Σ monthly paid {months_paid} + released {r['released']} "
                             f"!= final {r['final_fund_payment']}")

@@ -167,18 +167,15 @@ def settle_year(spark: SparkSession, store: DeltaStore, policy: Policy, year: in
     with_rate = rate_cases(points, rates, params)
     deductions = store.read("audit_deductions").filter(F.col("region").isin(regions)) \
         if store.exists("audit_deductions") else None
-    cells = hospital_months(with_rate, deductions, year).toPandas()
-    zero = Decimal("0")
+    cells = hospital_months(with_rate, deductions, year).collect()   # hospital-month aggregates only
     by_region: dict[str, list[HospitalMonth]] = {r: [] for r in regions}
-    for rec in cells.to_dict("records"):
-        def dec(k, default=zero):
-            v = rec.get(k)
-            return default if v is None or (isinstance(v, float) and v != v) else Decimal(v)
+    zero = Decimal("0")
+    for rec in cells:
         by_region[rec["region"]].append(HospitalMonth(
-            hospital_id=rec["hospital_id"], month=rec["month"], cases=int(rec["cases"] or 0) if rec["cases"] == rec["cases"] else 0,
-            points=dec("points"), patient=dec("patient"), ffs_fund=dec("ffs_fund"),
-            deductions=dec("deductions"), rate_fund=dec("rate_fund"), rate_points=dec("rate_points"),
-            grade=rec["grade"] if isinstance(rec.get("grade"), str) else None))
+            hospital_id=rec["hospital_id"], month=rec["month"], cases=rec["cases"] or 0,
+            points=rec["points"] or zero, patient=rec["patient"] or zero, ffs_fund=rec["ffs_fund"] or zero,
+            deductions=rec["deductions"] or zero, rate_fund=rec["rate_fund"] or zero,
+            rate_points=rec["rate_points"] or zero, grade=rec["grade"]))
     results = []
     for region in regions:
         try:
