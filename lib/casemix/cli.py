@@ -21,6 +21,7 @@ JOBS: dict[str, str] = {
     "calibrate-weights": "casemix_jobs.calibrate_weights",
     "promote-weights": "casemix_jobs.promote_weights",
     "load-hospitals": "casemix_jobs.load_hospitals",
+    "load-deductions": "casemix_jobs.load_deductions",
     "score-cases": "casemix_jobs.score_cases",
     "settle": "casemix_jobs.settle",
     "tables": "casemix_jobs.show_tables",

@@ -102,10 +102,10 @@ def test_policy_switches_change_exactly_what_they_should(paid, tmp_path):
     before = {(r["region"], r["hospital_id"], r["period"]): r for r in year_rows(store, "hospital_settlements")}
     # an audit deduction of 1 234.56 for one hospital in March; 532300 switched to the point method
     target = next(r for r in before.values() if r["region"] == "530100" and r["period_type"] == "year")
-    deduction = store.spark.createDataFrame(
-        [("D-1", "530100", target["hospital_id"], f"{YEAR}-03", Decimal("1234.56"), "upcoding")],
-        store.definition("audit_deductions").schema)
-    store.merge("audit_deductions", deduction)
+    deductions = tmp_path / "deductions.csv"
+    deductions.write_text("deduction_id,region,hospital_id,month,amount,reason\n"
+                          f"D-1,530100,{target['hospital_id']},{YEAR}-03,1234.56,upcoding\n", encoding="utf-8")
+    run_job("casemix_jobs.load_deductions", ctx, ["--input", str(deductions)])
     doc = yaml.safe_load(open(ctx.settings.path(ctx.settings.policy), encoding="utf-8"))
     del doc["payment"]["years"][YEAR]["regions"]
     policy = tmp_path / "policy.yaml"

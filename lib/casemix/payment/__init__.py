@@ -7,7 +7,7 @@ an MLflow run in experiment ``settlement``. Parameters: ``payment.years.<year>``
 Formulas: the docstrings of :mod:`.scoring` (case types), :mod:`.settlement` (point values, surplus,
 provisional payments, reconciliation), :mod:`.rate` (rate method) and :mod:`.money` (rounding).
 """
-from casemix.payment.hospitals import RegisterError, read_register, write_register
+from casemix.payment.hospitals import RegisterError, read_deductions, read_register, write_register
 from casemix.payment.money import allocate, to_fen
 from casemix.payment.rate import base_rates, rate_cases
 from casemix.payment.scoring import CASE_TYPES, score_cases
@@ -16,7 +16,7 @@ from casemix.payment.settlement import (HospitalMonth, ReconciliationError, Regi
 from casemix.payment.workflow import (SETTLEMENT_EXPERIMENT, PaymentError, budgets, score_year, settle_year,
                                       write_settlement)
 
-__all__ = ["RegisterError", "read_register", "write_register", "allocate", "to_fen", "base_rates", "rate_cases",
+__all__ = ["RegisterError", "read_deductions", "read_register", "write_register", "allocate", "to_fen", "base_rates", "rate_cases",
            "CASE_TYPES", "score_cases", "HospitalMonth", "ReconciliationError", "RegionSettlement",
            "SettlementError", "check_region", "settle_region", "SETTLEMENT_EXPERIMENT", "PaymentError", "budgets",
            "score_year", "settle_year", "write_settlement"]

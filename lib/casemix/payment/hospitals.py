@@ -1,10 +1,13 @@
-"""The hospital register (定点医疗机构): which region, grade and type each hospital has.
+"""Reference inputs of payment: the hospital register (定点医疗机构) and audit deductions (审核扣款).
 
 Scoring takes hospital coefficients from the grade and the rate method takes benefits by grade, so the
 register is an input like the claims: ``casemix load-hospitals --input hospitals.csv`` validates a CSV
 file (UTF-8, header ``hospital_id,region,name,grade,hospital_type``) and merges it into ``hospitals``.
 A file with any bad row is refused as a whole with every problem listed (a register is small and a
 wrong grade changes payments, so it is fixed at the source rather than quarantined).
+
+Audit deductions come from the bureau's audit system as a CSV file the same way
+(``casemix load-deductions --input deductions.csv``), merged into ``audit_deductions`` by deduction id.
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from casemix.tables import table
 
-__all__ = ["read_register", "write_register", "RegisterError", "GRADES", "HOSPITAL_TYPES", "COLUMNS"]
+__all__ = ["read_register", "write_register", "read_deductions", "RegisterError", "GRADES", "HOSPITAL_TYPES", "COLUMNS",
+           "DEDUCTION_COLUMNS"]
 
 GRADES = ("三级", "二级", "一级")
 HOSPITAL_TYPES = ("general", "tcm", "specialty")
@@ -69,3 +73,48 @@ def write_register(path: str | Path, rows) -> Path:
         for r in rows:
             writer.writerow({k: r.get(k) for k in COLUMNS})
     return path
+
+
+DEDUCTION_COLUMNS = ("deduction_id", "region", "hospital_id", "month", "amount", "reason")
+
+
+def read_deductions(spark: SparkSession, path: str | Path) -> DataFrame:
+    """An audit-deduction file (CSV, UTF-8, header :data:`DEDUCTION_COLUMNS`; ``amount`` in yuan with at most
+    two decimals, ``month`` YYYY-MM) as ``audit_deductions`` rows; raises :class:`RegisterError` listing
+    every bad row (a deduction changes a payment: a bad file is fixed at the source, not half loaded)."""
+    import re
+    from decimal import Decimal, InvalidOperation
+
+    path = Path(path)
+    if not path.is_file():
+        raise RegisterError(f"deduction file {path} not found (columns: {', '.join(DEDUCTION_COLUMNS)})")
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in DEDUCTION_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise RegisterError(f"{path}: header lacks column(s) {missing} (expected {', '.join(DEDUCTION_COLUMNS)})")
+        rows, problems, seen = [], [], {}
+        for line, rec in enumerate(reader, start=2):
+            rec = {k: (rec.get(k) or "").strip() for k in DEDUCTION_COLUMNS}
+            bad = [f"empty {k}" for k in ("deduction_id", "region", "hospital_id", "month", "amount") if not rec[k]]
+            if rec["month"] and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", rec["month"]):
+                bad.append(f"month {rec['month']!r} is not YYYY-MM")
+            amount = None
+            if rec["amount"]:
+                try:
+                    amount = Decimal(rec["amount"])
+                    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+                        raise InvalidOperation
+                except InvalidOperation:
+                    bad.append(f"amount {rec['amount']!r} is not a yuan amount >= 0 with at most 2 decimals")
+            if rec["deduction_id"] in seen:
+                bad.append(f"deduction_id {rec['deduction_id']} already on line {seen[rec['deduction_id']]}")
+            seen.setdefault(rec["deduction_id"], line)
+            if bad:
+                problems.append(f"line {line}: {'; '.join(bad)}")
+            else:
+                rows.append((rec["deduction_id"], rec["region"], rec["hospital_id"], rec["month"],
+                             amount.quantize(Decimal("0.01")), rec["reason"] or None))
+    if problems:
+        raise RegisterError(f"{path}: {len(problems)} bad row(s), nothing loaded: " + " | ".join(problems[:20]))
+    return spark.createDataFrame(rows, table("audit_deductions").schema)
