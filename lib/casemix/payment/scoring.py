@@ -115,7 +115,8 @@ def score_cases(grouped: DataFrame, weights: DataFrame, hospitals: DataFrame, pa
     """``case_points`` rows of the cases of ``grouped`` discharged in ``year`` (module docstring).
 
     ``grouped``: grouped_claims rows covering :func:`scoring_window` (later stays only find readmissions);
-    ``weights``: the promoted ``relative_weights`` rows of the regions for ``year`` (one run per region);
+    ``weights``: the promoted ``relative_weights`` rows of the regions for ``year`` (one run per region, as
+    :func:`casemix.calibrate.promoted_weights` returns them);
     ``hospitals``: the ``hospitals`` register; ``indicators``: ``hospital_indicators`` of the promoted runs
     (needed when a region's coefficient source is ``history``).
     """
@@ -142,7 +143,6 @@ def score_cases(grouped: DataFrame, weights: DataFrame, hospitals: DataFrame, pa
 
     # -- weights of the promoted run: region-level (run id, all-case mean) and per DRG
     runs = weights.groupBy("region").agg(F.min("calibration_run_id").alias("calibration_run_id"),
-                                         F.countDistinct("calibration_run_id").alias("_runs"),
                                          F.min("all_case_mean_cost").alias("all_case_mean_cost"))
     per_drg = weights.select("region", "scheme_id", "drg", "relative_weight",
                              F.round(F.col("relative_weight") * 100, 4).cast(table("case_points").field("base_points").dataType)
