@@ -5,9 +5,13 @@ Reads `case_points` of the year, the regions' budgets (payment.years.<year>.budg
 year's partitions of the regions), an HTML report under <data_dir>/reports/, and an MLflow run in
 experiment `settlement`. Stops without writing when a region does not reconcile to the fen.
 
+With --through MONTH it simulates January..MONTH only (模拟运行 of the year so far, budget = those months'
+shares): it writes payment_simulation, the report and the MLflow run, not the settlement tables.
+
 Examples:
   casemix settle --year 2025
   casemix settle --year 2025 --region 530100 --report /tmp/settlement-2025.html
+  casemix settle --year 2025 --through 6            # simulate the first half year
 """
 from __future__ import annotations
 
@@ -21,6 +25,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--region", action="append", dest="regions", metavar="CODE",
                         help="pooling region (repeatable; default: every region with scored cases)")
     parser.add_argument("--report", default=None, help="HTML report path (default <data_dir>/reports/settlement-<year>.html)")
+    parser.add_argument("--through", type=int, default=12, metavar="MONTH",
+                        help="simulate January..MONTH only (模拟运行 of the year so far, with those months' budget): "
+                             "writes payment_simulation and the report, not the settlement tables")
 
 
 def run(ctx, args) -> dict:
@@ -35,19 +42,24 @@ def run(ctx, args) -> dict:
     inputs = {t: store.version(t) for t in ("case_points", "claims", "audit_deductions") if store.exists(t)}
     try:
         result = settle_year(ctx.spark, store, load_policy(ctx.settings), args.year, regions=args.regions,
-                             run_id=ctx.run_id)
+                             run_id=ctx.run_id, through=args.through)
     except PaymentError as exc:
         raise JobError(str(exc)) from None
-    report = args.report or f"{ctx.settings.data_path}/reports/settlement-{args.year}.html"
+    simulation_only = args.through < 12
+    period = f"{args.year}" if not simulation_only else f"{args.year}-01..{args.year}-{args.through:02d}"
+    report = args.report or f"{ctx.settings.data_path}/reports/settlement-{period.replace('..', '_')}.html"
     values = [v for r in result.results for v in r.values]
     simulation = [s for r in result.results for s in r.simulation]
     with start_run(ctx.settings, SETTLEMENT_EXPERIMENT, job=NAME, run_name=ctx.run_id, inputs=inputs,
-                   tags={"casemix.run_id": ctx.run_id, "casemix.settlement.year": str(args.year)}) as run:
+                   tags={"casemix.run_id": ctx.run_id, "casemix.settlement.year": str(args.year),
+                         "casemix.settlement.period": period,
+                         "casemix.settlement.simulation_only": str(simulation_only).lower()}) as run:
         try:
-            versions = write_settlement(store, result, run_id=ctx.run_id)
+            versions = write_settlement(store, result, run_id=ctx.run_id, simulation_only=simulation_only)
         except PaymentError as exc:
             raise JobError(str(exc)) from None
-        path = write_report(report, args.year, values, simulation, run_id=ctx.run_id)
+        path = write_report(report, args.year, values, simulation, run_id=ctx.run_id,
+                            title=f"DRG payment simulation {period}")
         year_values = [v for v in values if v["period_type"] == "year"]
         mlflow.log_params({"year": args.year, "regions": ",".join(result.regions)})
         mlflow.log_params({f"method.{v['region']}": v["method"] for v in year_values})
@@ -70,7 +82,8 @@ def run(ctx, args) -> dict:
                          "base_rates": {k: str(v) for k, v in result.base_rates.items()},
                          "regions": [{k: str(x) if x is not None else None for k, x in v.items()} for v in year_values]},
                         "settlement.json")
-    return {"run_id": ctx.run_id, "mlflow_run_id": run.info.run_id, "year": args.year, "regions": result.regions,
+    return {"run_id": ctx.run_id, "mlflow_run_id": run.info.run_id, "year": args.year, "period": period,
+            "simulation_only": simulation_only, "regions": result.regions,
             "report": str(path), "versions": versions,
             "point_values": {v["region"]: str(v["point_value"] if v["point_value"] is not None else v["base_rate"])
                              for v in year_values}}

@@ -518,7 +518,7 @@ PAYMENT_SIMULATION = register(
     TableDef(
         name="payment_simulation",
         description="模拟运行: per hospital and month, the fund payment under fee-for-service, the DRG point "
-        "method and the rate method, and the differences",
+        "method and the rate method, and the differences (latest simulation of each region and year)",
         schema=_schema(
             ("settlement_year", I, False),
             ("region", S, False),
@@ -532,6 +532,7 @@ PAYMENT_SIMULATION = register(
             ("rate_fund", MONEY, False),
             ("point_minus_ffs", MONEY, False),
             ("rate_minus_ffs", MONEY, False),
+            ("simulated_through", S, False),     # YYYY-MM: the period's last month (December: the whole year)
             ("settle_run_id", S, False),
             ("settled_at", T, False),
         ),

@@ -124,3 +124,20 @@ def test_policy_switches_change_exactly_what_they_should(paid, tmp_path):
     assert y["gross_amount"] == target["gross_amount"]
     assert {r["method"] for k, r in after.items() if k[0] == "532300"} == {"point"}
     assert any(k[0] == "532300" for k in changed)
+
+
+def test_a_simulation_of_the_first_half_year_writes_only_the_simulation(paid, tmp_path):
+    ctx, _, _ = paid
+    store = ctx.store
+    settled = {t: store.version(t) for t in ("hospital_settlements", "point_values")}
+    out = run_job("casemix_jobs.settle", ctx, ["--year", str(YEAR), "--through", "6",
+                                              "--report", str(tmp_path / "h1.html")])
+    assert out["simulation_only"] and out["period"] == f"{YEAR}-01..{YEAR}-06"
+    assert {t: store.version(t) for t in settled} == settled
+    sim = year_rows(store, "payment_simulation")
+    assert {s["simulated_through"] for s in sim} == {f"{YEAR}-06"}
+    assert max(s["month"] for s in sim) <= f"{YEAR}-06"
+    half = store.read("case_points").filter(F.col("discharge_month") <= f"{YEAR}-06")
+    assert sum(s["ffs_fund"] for s in sim) == half.agg(F.sum("fund_paid")).first()[0]
+    assert sum(s["cases"] for s in sim) == half.count()
+    assert (tmp_path / "h1.html").read_text(encoding="utf-8").count("data:image/png") == 4

@@ -152,3 +152,20 @@ def test_bad_inputs_are_refused_and_a_broken_settlement_does_not_pass_the_check(
     next(r for r in result.hospitals if r["period_type"] == "year")["final_fund_payment"] += D("0.01")
     with pytest.raises(ReconciliationError, match="does not reconcile"):
         check_region(result)
+
+
+def test_the_year_so_far_is_settled_with_the_budget_of_its_months():
+    from casemix.payment.settlement import monthly_budgets
+
+    p = params()
+    ytd_budget = sum(monthly_budgets(D("1000000.00"), p)[:2])
+    assert ytd_budget == D("166666.68")                 # 83 333.34 + 83 333.34
+    full = settle_region("R1", YEAR, p, D("1000000.00"), CELLS)
+    ytd = settle_region("R1", YEAR, p, ytd_budget, CELLS, last_month=2)
+    assert rows(ytd, "month") == rows(full, "month")   # same monthly budgets, same provisional payments
+    value = next(v for v in ytd.values if v["period_type"] == "year")
+    # S = 166 666.68 − 740 000 = −573 333.32; hospitals bear 95 %: H = −544 666.65 (half up), R = −28 666.67
+    assert (value["surplus"], value["hospital_share"], value["fund_retained"], value["settlement_total"]) == \
+        (D("-573333.32"), D("-544666.65"), D("-28666.67"), D("335333.35"))
+    with pytest.raises(SettlementError, match="after the period"):
+        settle_region("R1", YEAR, p, ytd_budget, CELLS, last_month=1)

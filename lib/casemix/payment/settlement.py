@@ -30,8 +30,11 @@ per hospital is rounded once, to_fen(Σ), and split over its months by the same 
 gross = fund + patients' payments; deductions, provisional share, withheld and released as above. The
 fund outcome S = B − Σ rate fund payments is reported, not shared (the rate method pays per case).
 
-Simulation (模拟运行), for every region and both methods
--------------------------------------------------------
+Simulation (模拟运行), for every region and both methods, for a year or the year so far
+-------------------------------------------------------------------------------------
+The period is January..``last_month`` (default the whole year); for a shorter period the budget is the
+sum of its months' shares and everything above is computed on the period's cells.
+
 Per hospital and month, before audit deductions: fee-for-service = Σ fund_paid; point method = the
 hospital-month's share of T by points (allocated over all hospital-months of the year) − patients'
 payments; rate method = the rate amounts above. Differences are point − FFS and rate − FFS.
@@ -46,7 +49,7 @@ from typing import Iterable, Optional, Sequence
 from casemix.payment.money import FEN, AllocationError, allocate, to_fen
 from casemix.policy import PaymentParams
 
-__all__ = ["HospitalMonth", "RegionSettlement", "settle_region", "check_region", "SettlementError",
+__all__ = ["HospitalMonth", "RegionSettlement", "settle_region", "monthly_budgets", "check_region", "SettlementError",
            "ReconciliationError", "PV_QUANTUM"]
 
 ZERO = Decimal("0.00")
@@ -101,11 +104,24 @@ def _split(amount: Decimal, weights: Sequence[Decimal], keys: Sequence[str], wha
         raise SettlementError(f"{what}: {exc}") from None
 
 
+def monthly_budgets(budget: Decimal, params: PaymentParams, months: int = 12) -> list[Decimal]:
+    """The budget's shares of months 1..``months`` (allocated from the shares of those months, so they sum
+    to ``budget`` exactly)."""
+    return allocate(budget, [params.budget.month_share(m) for m in range(1, months + 1)],
+                    [f"{m:02d}" for m in range(1, months + 1)])
+
+
 def settle_region(region: str, year: int, params: PaymentParams, budget: Decimal, cells: Sequence[HospitalMonth],
-                  base_rate: Optional[Decimal] = None) -> RegionSettlement:
-    """The settlement of one region and year from its hospital-month aggregates (module docstring)."""
+                  base_rate: Optional[Decimal] = None, *, last_month: int = 12) -> RegionSettlement:
+    """The settlement of one region and year from its hospital-month aggregates (module docstring).
+
+    ``last_month`` < 12 settles the period January..last_month (a simulation of the year so far):
+    ``budget`` is then the period's budget (Σ :func:`monthly_budgets` of those months) and every cell
+    must fall in the period."""
     if budget != to_fen(budget):
         raise SettlementError(f"region {region}: budget {budget} is not in whole fen")
+    if not 1 <= last_month <= 12:
+        raise SettlementError(f"last_month must be 1..12, got {last_month}")
     cells = sorted(cells, key=lambda c: (c.month, c.hospital_id))
     seen = set()
     for c in cells:
@@ -114,6 +130,8 @@ def settle_region(region: str, year: int, params: PaymentParams, budget: Decimal
         seen.add((c.hospital_id, c.month))
         if not c.month.startswith(f"{year:04d}-"):
             raise SettlementError(f"region {region}: month {c.month} is not in settlement year {year}")
+        if int(c.month[5:7]) > last_month:
+            raise SettlementError(f"region {region}: month {c.month} is after the period's last month {last_month}")
     out = RegionSettlement(region, year, params.method)
     hospitals = sorted({c.hospital_id for c in cells})
     months = sorted({c.month for c in cells})
@@ -167,10 +185,11 @@ def settle_region(region: str, year: int, params: PaymentParams, budget: Decimal
 
     # -- the selected method's monthly provisional and year-end rows
     share = params.provisional_share
-    month_budget = dict(zip(
-        [f"{year:04d}-{m:02d}" for m in range(1, 13)],
-        _split(budget, [params.budget.month_share(m) for m in range(1, 13)], [f"{m:02d}" for m in range(1, 13)],
-               f"region {region} monthly budget")))
+    try:
+        month_budget = dict(zip([f"{year:04d}-{m:02d}" for m in range(1, last_month + 1)],
+                                monthly_budgets(budget, params, last_month)))
+    except AllocationError as exc:
+        raise SettlementError(f"region {region} monthly budget: {exc}") from None
     paid: dict[str, Decimal] = defaultdict(lambda: ZERO)
     withheld: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for month in months:

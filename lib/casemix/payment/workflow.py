@@ -7,7 +7,8 @@ register → ``case_points`` (the year's partitions of the regions replaced, one
 rate amounts (Spark) → hospital-month aggregates (a few rows per hospital, the only thing collected) →
 :func:`~casemix.payment.settlement.settle_region` per region in exact decimals (checks reconciliation) →
 ``hospital_settlements``, ``point_values``, ``payment_simulation`` (the year's partitions of the regions
-replaced) → an HTML report and an MLflow run in experiment ``settlement``.
+replaced) → an HTML report and an MLflow run in experiment ``settlement``. A simulation of the year so far
+(``through`` < 12) settles January..through with those months' budget and writes only ``payment_simulation``.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from casemix.config import Settings
 from casemix.payment.money import to_fen
 from casemix.payment.rate import base_rates, rate_cases
 from casemix.payment.scoring import score_cases, scoring_window
-from casemix.payment.settlement import HospitalMonth, RegionSettlement, SettlementError, settle_region
+from casemix.payment.settlement import (HospitalMonth, RegionSettlement, SettlementError, monthly_budgets,
+                                        settle_region)
 from casemix.policy import PaymentParams, Policy, PolicyError
 from casemix.storage import DeltaStore
 from casemix.tables import table
@@ -150,22 +152,28 @@ class SettlementRun:
 
 
 def settle_year(spark: SparkSession, store: DeltaStore, policy: Policy, year: int, *,
-                regions: Optional[Sequence[str]] = None, run_id: str) -> SettlementRun:
+                regions: Optional[Sequence[str]] = None, run_id: str, through: int = 12) -> SettlementRun:
     """Settle ``year`` for ``regions`` (default: every region with scored cases): compute and check; the
-    caller writes :attr:`SettlementRun.frames` (see :func:`write_settlement`)."""
+    caller writes :attr:`SettlementRun.frames` (see :func:`write_settlement`). ``through`` < 12 settles
+    January..``through`` only, with the budget of those months (a simulation of the year so far)."""
     if not store.exists("case_points"):
         raise PaymentError("table case_points does not exist: run casemix score-cases first")
-    points = store.read("case_points").filter(F.col("discharge_month").startswith(f"{year:04d}-"))
+    if not 1 <= through <= 12:
+        raise PaymentError(f"the period's last month must be 1..12, got {through}")
+    last = f"{year:04d}-{through:02d}"
+    points = store.read("case_points").filter(F.col("discharge_month").startswith(f"{year:04d}-")
+                                              & (F.col("discharge_month") <= last))
     regions = _regions_with_cases(points, year, regions)
     points = points.filter(F.col("region").isin(regions))
     params = payment_params(policy, year, regions)
-    budget = budgets(store, year, params)
+    budget = {r: sum(monthly_budgets(b, params[r])[:through], Decimal("0.00"))
+              for r, b in budgets(store, year, params).items()}
     try:
         rates = base_rates(points, budget, params)
     except SettlementError as exc:
         raise PaymentError(str(exc)) from None
     with_rate = rate_cases(points, rates, params)
-    deductions = store.read("audit_deductions").filter(F.col("region").isin(regions)) \
+    deductions = store.read("audit_deductions").filter(F.col("region").isin(regions) & (F.col("month") <= last)) \
         if store.exists("audit_deductions") else None
     cells = hospital_months(with_rate, deductions, year).collect()   # hospital-month aggregates only
     by_region: dict[str, list[HospitalMonth]] = {r: [] for r in regions}
@@ -180,7 +188,7 @@ def settle_year(spark: SparkSession, store: DeltaStore, policy: Policy, year: in
     for region in regions:
         try:
             results.append(settle_region(region, year, params[region], budget[region], by_region[region],
-                                         base_rate=rates.get(region)))
+                                         base_rate=rates.get(region), last_month=through))
         except SettlementError as exc:
             raise PaymentError(str(exc)) from exc
     settled_at = datetime.now(timezone.utc)
@@ -188,19 +196,26 @@ def settle_year(spark: SparkSession, store: DeltaStore, policy: Policy, year: in
     for name, attr in (("hospital_settlements", "hospitals"), ("point_values", "values"),
                        ("payment_simulation", "simulation")):
         definition = table(name)
-        rows = [{**row, "settle_run_id": run_id, "settled_at": settled_at} for res in results for row in getattr(res, attr)]
+        extra = {"settle_run_id": run_id, "settled_at": settled_at, "simulated_through": last}
+        rows = [{**row, **extra} for res in results for row in getattr(res, attr)]
         frames[name] = spark.createDataFrame([tuple(r[c] for c in definition.columns) for r in rows], definition.schema)
     return SettlementRun(year, regions, results, budget, rates, frames)
 
 
-def write_settlement(store: DeltaStore, run: SettlementRun, *, run_id: str) -> dict[str, int]:
-    """Replace the year's partitions of the run's regions in the three settlement tables, then check the
-    written tables reconcile (the fund + patient + deduction amounts of the year rows equal each region's
-    settlement total); returns the new versions."""
+def write_settlement(store: DeltaStore, run: SettlementRun, *, run_id: str, simulation_only: bool = False) \
+        -> dict[str, int]:
+    """Replace the year's partitions of the run's regions in the three settlement tables (only
+    ``payment_simulation`` with ``simulation_only``), then check the written tables reconcile (the fund +
+    patient + deduction amounts of the year rows equal each region's settlement total); returns the new
+    versions."""
     versions = {}
     for name, df in run.frames.items():
+        if simulation_only and name != "payment_simulation":
+            continue
         versions[name] = store.replace_partitions(name, df, where={"settlement_year": [run.year], "region": run.regions},
                                                   metadata={"casemix.run_id": run_id})
+    if simulation_only:
+        return versions
     hs = store.read("hospital_settlements", version=versions["hospital_settlements"]) \
         .filter((F.col("settlement_year") == run.year) & (F.col("period_type") == "year")) \
         .groupBy("region").agg(F.sum(F.col("final_fund_payment") + F.col("patient_payments")
