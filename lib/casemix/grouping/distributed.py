@@ -3,17 +3,25 @@
 ``group_claims(claims, schemes, policy, ...)`` adds the scheme chosen for each claim (by pooling
 region and discharge date, :class:`casemix.policy.GroupingPolicy`) and groups every batch with
 :func:`casemix.grouping.group_frame` inside ``mapInArrow``: the claim columns pass through as Arrow
-arrays untouched, only the grouper's inputs are viewed as (Arrow-backed) pandas columns, and the
-compiled scheme is loaded once per executor process (:func:`casemix.grouping.load_compiled` is memoised).
+arrays untouched, only the grouper's inputs are viewed as (Arrow-backed) pandas columns, the group
+columns go straight from numpy to Arrow (:func:`group_batch`, a pure function of Arrow data) and the
+constant columns are repeated Arrow scalars. The compiled schemes are loaded once per task.
+
+Why ``mapInArrow`` over every column and not a scalar Arrow UDF over the grouper's inputs only (which
+Spark joins back to the buffered input rows by position): measured on 1 M claims, local[2], the UDF's
+row queue and join cost more JVM time than converting the ~20 pass-through columns to Arrow and back
+(bench/RESULTS.md, grouping section).
 """
 from __future__ import annotations
 
 import os
 from datetime import datetime
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
@@ -21,12 +29,15 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from casemix.policy import GroupingPolicy
 from casemix.tables import CATALOGUE
 
-__all__ = ["scheme_column", "group_claims", "GROUPER_INPUTS"]
+__all__ = ["scheme_column", "group_claims", "group_batch", "GROUPER_INPUTS", "RESULT_COLUMNS"]
 
 #: claim columns the grouper reads (the file-grouping columns minus case_id)
 GROUPER_INPUTS = ("sex", "age_years", "age_days", "birth_weight_g", "dept", "los_days", "discharge_status",
                   "principal_dx", "secondary_dxs", "procedures")
-_STATUS_OUT = {"grouped": "grouped", "QY": "QY", "ungroupable": "ungroupable", "invalid": "invalid"}
+#: ``grouped_claims`` column <- ``group_frame`` output column, for the columns the Python step returns
+RESULT_COLUMNS = {"mdc": "mdc", "adrg": "adrg", "drg": "drg", "group_status": "status", "has_mcc": "has_mcc",
+                  "has_cc": "has_cc", "cc_code": "cc_code", "invalid_reason": "invalid_reason", "trace": "trace"}
+_BOOLEAN = ("has_mcc", "has_cc")
 
 
 def scheme_column(policy: GroupingPolicy, region: str = "region", discharge_date: str = "discharge_date") -> Column:
@@ -39,10 +50,41 @@ def scheme_column(policy: GroupingPolicy, region: str = "region", discharge_date
     return default if expr is None else expr.otherwise(default)
 
 
+def group_batch(batch: pa.RecordBatch, compiled_for: Callable[[str], object]) -> dict[str, pa.Array]:
+    """Group one batch of claims (:data:`GROUPER_INPUTS` and ``scheme_id``) with the compiled scheme
+    ``compiled_for(scheme_id)`` of each row; returns the :data:`RESULT_COLUMNS` as Arrow arrays, row
+    for row (string columns null where the grouper gives none; ``trace`` "" instead of null)."""
+    from casemix.grouping import group_frame
+
+    n = batch.num_rows
+    inputs = pa.Table.from_batches([batch.select(list(GROUPER_INPUTS))]).to_pandas(types_mapper=pd.ArrowDtype)
+    schemes = batch.column("scheme_id")
+    distinct = pc.unique(schemes).to_pylist()
+    if len(distinct) == 1:
+        res = group_frame(compiled_for(distinct[0]), inputs)
+        cols = {name: res[src].to_numpy() for name, src in RESULT_COLUMNS.items()}
+    else:  # several schemes in the batch: group each scheme's rows, scatter the results back
+        cols = {name: np.empty(n, dtype=bool if name in _BOOLEAN else object) for name in RESULT_COLUMNS}
+        ids = schemes.to_numpy(zero_copy_only=False)
+        for scheme_id in distinct:
+            rows = np.flatnonzero(ids == scheme_id)
+            res = group_frame(compiled_for(scheme_id), inputs.take(rows))
+            for name, src in RESULT_COLUMNS.items():
+                cols[name][rows] = res[src].to_numpy()
+    out = {}
+    for name, values in cols.items():
+        if name in _BOOLEAN:
+            out[name] = pa.array(values.astype(bool, copy=False), pa.bool_())
+        else:
+            arr = pa.array(values, pa.string(), from_pandas=True)
+            out[name] = arr.fill_null("") if name == "trace" and arr.null_count else arr
+    return out
+
+
 def _grouper(scheme_dirs: Mapping[str, str], versions: Mapping[str, str], run_id: str, grouped_at: datetime,
              in_names: list[str], out_schema: pa.Schema, ship: bool, cache_dir: str | None):
     def group_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from casemix.grouping import group_frame, load_compiled
+        from casemix.grouping import load_compiled
 
         if ship:
             from pyspark import SparkFiles
@@ -50,31 +92,24 @@ def _grouper(scheme_dirs: Mapping[str, str], versions: Mapping[str, str], run_id
             dirs = {s: os.path.join(SparkFiles.get(os.path.basename(d.rstrip("/"))), "") for s, d in scheme_dirs.items()}
         else:
             dirs = dict(scheme_dirs)
+        run = pa.scalar(run_id, pa.string())
         stamp = pa.scalar(grouped_at, pa.timestamp("us", tz="UTC"))
-        compiled: dict = {}  # once per task: load_compiled hashes the scheme files on every call
+        compiled: dict = {}  # once per task (load_compiled is memoised, but hashes the scheme files per call)
+
+        def compiled_for(scheme_id: str):
+            if scheme_id not in compiled:
+                compiled[scheme_id] = load_compiled(dirs[scheme_id], cache_dir)
+            return compiled[scheme_id]
+
         for batch in batches:
             n = batch.num_rows
-            inputs = pa.Table.from_batches([batch.select(list(GROUPER_INPUTS))]).to_pandas(types_mapper=pd.ArrowDtype)
-            schemes = batch.column("scheme_id").to_numpy(zero_copy_only=False)
-            result = None
-            for scheme_id in pd.unique(schemes):
-                rows = schemes == scheme_id
-                if scheme_id not in compiled:
-                    compiled[scheme_id] = load_compiled(dirs[scheme_id], cache_dir)
-                part = group_frame(compiled[scheme_id], inputs[rows] if not rows.all() else inputs)
-                part["scheme_model_version"] = versions.get(scheme_id)
-                result = part if result is None else pd.concat([result, part])
-            result = result.reindex(inputs.index)
-            out = {name: batch.column(name) for name in in_names}
-            out["scheme_model_version"] = pa.array(result["scheme_model_version"], pa.string())
-            for col in ("mdc", "adrg", "drg", "cc_code", "invalid_reason"):
-                out[col] = pa.array(result[col].astype(object).where(result[col].notna(), None), pa.string())
-            out["group_status"] = pa.array(result["status"].map(_STATUS_OUT).astype(object), pa.string())
-            out["has_mcc"] = pa.array(result["has_mcc"].astype(bool), pa.bool_())
-            out["has_cc"] = pa.array(result["has_cc"].astype(bool), pa.bool_())
-            out["trace"] = pa.array(result["trace"].fillna("").astype(object), pa.string())
-            out["group_run_id"] = pa.array([run_id] * n, pa.string())
-            out["grouped_at"] = pa.array([stamp] * n, pa.timestamp("us", tz="UTC"))
+            out = {name: batch.column(name) for name in in_names}  # passed through as they are
+            out.update(group_batch(batch, compiled_for))
+            schemes = pc.dictionary_encode(batch.column("scheme_id"))
+            out["scheme_model_version"] = pa.array([versions.get(s) for s in schemes.dictionary.to_pylist()],
+                                                   pa.string()).take(schemes.indices)
+            out["group_run_id"] = pa.repeat(run, n)
+            out["grouped_at"] = pa.repeat(stamp, n)
             yield pa.RecordBatch.from_arrays([out[f.name] for f in out_schema], schema=out_schema)
 
     return group_batches
