@@ -53,6 +53,13 @@ def test_the_pipeline_runs_through_settlement_and_writes_the_report(paid):
     grouped = ctx.store.read("grouped_claims").filter(F.col("discharge_month").startswith(f"{YEAR}-")).count()
     assert stages["score-cases"]["cases"] == grouped == ctx.store.read("case_points").count()
     assert len(stages["settle"]["regions"]) == 16
+    from casemix.tracking import configure_tracking
+
+    client = configure_tracking(ctx.settings)
+    run = client.get_run(stages["settle"]["mlflow_run_id"])
+    assert client.get_experiment(run.info.experiment_id).name == "settlement"
+    assert run.data.params["method.532300"] == "rate" and "point_value.530100" in run.data.metrics
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {f"settlement-{YEAR}.html", "settlement.json"}
 
 
 def test_every_region_reconciles_to_the_fen(paid):
