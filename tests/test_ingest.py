@@ -93,6 +93,18 @@ def test_code_rules_on_a_pandas_batch(book):
     assert out["newborn_adult"].tolist() == [False, False, True, False, False, False]
 
 
+def test_vectorised_normalisation_equals_the_per_code_function():
+    from casemix.codes import normalise_code
+    from casemix.ingest.validate import _explode_codes, normalise_codes
+
+    codes = ["a01.x00", " I10.x00 ", "Ｉ１０．ｘ００", "k35.8\u3000", "\tj18.9\x1c", "\x0bc34", "", None, "x",
+             "xx.Xx", "ä1", "Ａ", "  ", "c34.900x001", "β2", "i10\u00a0x00"]
+    assert normalise_codes(pd.Series(codes)).tolist() == [normalise_code(c) for c in codes]
+    lists = pd.Series(["a01|b02 | |c03", None, "", "Ｉ１０|x", "|"], index=[10, 11, 12, 13, 14])
+    exploded = _explode_codes(lists)
+    assert list(zip(exploded.index, exploded)) == [(10, "A01"), (10, "B02"), (10, "C03"), (13, "I10"), (13, "X")]
+
+
 def test_every_rule_gives_its_reason_code_and_valid_records_pass(spark, store, book, tmp_path):
     drop = tmp_path / "drops" / "inpatient" / "region=530100" / "month=2023-01"
     good = [

@@ -28,18 +28,18 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, BooleanType, StringType, StructField, StructType
 
-from casemix.codes import FULLWIDTH, HALFWIDTH, CodeBook
+from casemix.codes import CodeBook, normalise_code
 from casemix.ingest import raw as R
 from casemix.ingest.pseudonym import PseudonymKey, hmac_column
 from casemix.tables import MONEY
 
 __all__ = ["validate", "check_codes", "normalise_codes", "CODE_CHECK_SCHEMA"]
-
-_FOLD = str.maketrans(FULLWIDTH, HALFWIDTH)
 
 CODE_CHECK_SCHEMA = StructType([
     StructField("principal_dx", StringType()),
@@ -52,19 +52,46 @@ CODE_CHECK_SCHEMA = StructType([
 ])
 
 
+#: whitespace as Python's str.split() sees it in ASCII (RE2's \s lacks \x0b and \x1c-\x1f)
+_ASCII_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]+"
+
+
+def _normalise_array(codes: pa.Array) -> pa.Array:
+    """:func:`casemix.codes.normalise_code` over an Arrow string array (empty -> null): Arrow kernels
+    for ASCII values; the rare non-ASCII values (full-width characters) take the Python function."""
+    ascii_ = pc.fill_null(pc.string_is_ascii(codes), True)
+    s = pc.ascii_upper(pc.replace_substring_regex(codes, _ASCII_SPACE, ""))
+    s = pc.binary_join_element_wise(pc.utf8_slice_codeunits(s, 0, 1),
+                                    pc.replace_substring(pc.utf8_slice_codeunits(s, 1), "X", "x"), "")
+    if not pc.all(ascii_).as_py():
+        other = np.flatnonzero(~np.asarray(ascii_.to_numpy(zero_copy_only=False), dtype=bool))
+        fixed = pa.array([normalise_code(c) for c in codes.take(pa.array(other)).to_pylist()], pa.string())
+        values = s.to_pylist()
+        for i, v in zip(other, fixed.to_pylist()):
+            values[i] = v
+        s = pa.array(values, pa.string())
+    return pc.if_else(pc.equal(s, ""), pa.scalar(None, pa.string()), s)
+
+
+def _strings(values: pd.Series) -> pa.Array:
+    return pa.array(values.astype(object).where(values.notna(), None).to_numpy(), type=pa.string(), from_pandas=True)
+
+
 def normalise_codes(codes: pd.Series) -> pd.Series:
     """Vectorised :func:`casemix.codes.normalise_code` (empty -> None)."""
-    s = codes.astype(object).where(codes.notna(), None)
-    s = s.str.translate(_FOLD).str.replace(r"\s+", "", regex=True).str.upper()
-    s = s.str[:1] + s.str[1:].str.replace("X", "x", regex=False)
-    return s.where(s.notna() & (s != ""), None)
+    return pd.Series(_normalise_array(_strings(codes)).to_numpy(zero_copy_only=False), index=codes.index,
+                     dtype=object)
 
 
 def _explode_codes(lists: pd.Series) -> pd.Series:
-    """'|'-separated code strings -> one normalised code per row (index repeated), empties dropped."""
-    parts = lists.astype(object).where(lists.notna(), "").str.split(R.LIST_SEPARATOR, regex=False).explode()
-    codes = normalise_codes(parts)
-    return codes[codes.notna()]
+    """'|'-separated code strings -> one normalised code per row (index repeated, rows in order), empties
+    dropped."""
+    parts = pc.split_pattern(pc.fill_null(_strings(lists), ""), R.LIST_SEPARATOR)
+    codes = _normalise_array(pc.list_flatten(parts))
+    rows = np.asarray(pc.list_parent_indices(parts).to_numpy(zero_copy_only=False))
+    keep = np.asarray(codes.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    return pd.Series(codes.filter(pa.array(keep)).to_numpy(zero_copy_only=False), index=lists.index[rows[keep]],
+                     dtype=object)
 
 
 def _map_codes(codes: pd.Series, known: frozenset, mapping: dict) -> tuple[pd.Series, pd.Series]:
@@ -81,8 +108,16 @@ def _any_by_row(flags: pd.Series, index: pd.Index) -> np.ndarray:
 
 
 def _lists_by_row(codes: pd.Series, index: pd.Index) -> list:
-    grouped = codes.groupby(level=0).agg(list) if not codes.empty else pd.Series(dtype=object)
-    return [v if isinstance(v, list) else [] for v in grouped.reindex(index)]
+    """The codes of each row of ``index`` as a list (empty when none), in their order; ``codes`` carries
+    its row's index label, grouped by row and in row order (as :func:`_explode_codes` returns them).
+    Built as one Arrow list array from offsets (no per-row pandas groupby)."""
+    rows = index.get_indexer(codes.index) if len(codes) else np.zeros(0, dtype=np.int64)
+    if len(rows) and ((rows < 0).any() or (np.diff(rows) < 0).any()):
+        raise ValueError("codes must be labelled with rows of the batch, in row order")
+    offsets = np.zeros(len(index) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(index)), out=offsets[1:])
+    values = pa.array(codes.to_numpy(dtype=object), type=pa.string())
+    return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values).to_pylist()
 
 
 def check_codes(principal: pd.Series, secondary: pd.Series, procedures: pd.Series, sex: pd.Series,
