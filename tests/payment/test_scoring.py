@@ -147,3 +147,40 @@ def test_inconsistent_point_precision_across_regions_is_refused(frames):
     with pytest.raises(ScoringError, match="points_decimals"):
         score_cases(grouped, weights, hospitals, {"R1": params(), "R2": params("R2", points_decimals=2)}, YEAR,
                     run_id="t", scored_at=WHEN)
+
+
+def test_a_readmission_is_found_by_the_earlier_stays_rule_whatever_the_other_regions_rule(frames):
+    # R1 links readmissions by ADRG; the person's next stay (BB15, same ADRG BB1) is in R2. Whether R2 is
+    # scored in the same run, or links by DRG itself, must not change R1's result.
+    cases = [case("x1", "H1", "BB13", 20000, person="Q", discharged=date(YEAR, 4, 1)),
+             case("x2", "H2", "BB15", 20000, person="Q", admitted=date(YEAR, 4, 3), discharged=date(YEAR, 4, 6),
+                  region="R2"),
+             # R2 links by DRG: its stay y1 is readmitted in R1 in the same DRG AA11
+             case("y1", "H2", "AA11", 8000, person="V", discharged=date(YEAR, 5, 1), region="R2"),
+             case("y2", "H1", "AA11", 8000, person="V", admitted=date(YEAR, 5, 5), discharged=date(YEAR, 5, 8))]
+    from tests.payment.conftest import weights_rows
+
+    grouped, weights, hospitals = frames(cases, weights=weights_rows() + weights_rows("R2"))
+    adrg = params(**{"readmission.same": "adrg"})
+    for regions in ({"R1": adrg}, {"R1": adrg, "R2": params("R2")}):
+        got = {r["claim_id"]: r for r in score_cases(grouped, weights, hospitals, regions, YEAR, run_id="t",
+                                                     scored_at=WHEN).collect()}
+        assert got["x1"]["readmission_halved"] and got["x1"]["readmission_claim_id"] == "x2", sorted(regions)
+        assert str(got["x1"]["points"]) == "100.0000"
+        if "R2" in regions:
+            assert got["y1"]["readmission_halved"] and got["y1"]["readmission_claim_id"] == "y2"
+            assert not got["x2"]["readmission_halved"]
+
+
+def test_a_bed_day_group_is_paid_by_bed_days_even_without_a_weight(frames):
+    # TR15 has no row in the weights, but its ADRG TR1 is a bed-day group: 4 points × 40 days = 160
+    got = score(frames, [case("b1", "H1", "TR15", 30000, los=40)])
+    assert (got["b1"]["case_type"], str(got["b1"]["points"])) == ("bed_day", "160.0000")
+
+
+def test_points_decimals_above_the_case_points_scale_are_refused(frames):
+    from casemix.payment.scoring import ScoringError
+
+    grouped, weights, hospitals = frames(CASES[:1])
+    with pytest.raises(ScoringError, match="points_decimals"):
+        score_cases(grouped, weights, hospitals, {"R1": params(points_decimals=6)}, YEAR, run_id="t", scored_at=WHEN)

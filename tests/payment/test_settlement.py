@@ -169,3 +169,23 @@ def test_the_year_so_far_is_settled_with_the_budget_of_its_months():
         (D("-573333.32"), D("-544666.65"), D("-28666.67"), D("335333.35"))
     with pytest.raises(SettlementError, match="after the period"):
         settle_region("R1", YEAR, p, ytd_budget, CELLS, last_month=1)
+
+
+def test_an_audit_deduction_in_a_month_without_cases_is_settled_not_refused():
+    # March has no case in R1, only a deduction of 500 for H1: nothing of March's budget share is paid out
+    # provisionally (no points to split it by); the deduction is withheld (due −500, nothing paid) and the
+    # year end is as if it were deducted in February.
+    march = HospitalMonth("H1", "2025-03", 0, D(0), D(0), D(0), deductions=D("500.00"))
+    result = settle_region("R1", YEAR, params(), D("1000000.00"), CELLS + [march])
+    m = rows(result, "month")[("H1", "2025-03")]
+    assert (m["gross_amount"], m["fund_due"], m["provisional_paid"], m["withheld"]) == \
+        (D("0.00"), D("-500.00"), D("0.00"), D("-500.00"))
+    value = next(v for v in result.values if v["period"] == "2025-03")
+    assert value["settlement_total"] == D("0.00") and value["point_value"] is None
+    y = rows(result, "year")[("H1", "2025")]
+    assert y["audit_deductions"] == D("1500") and y["final_fund_payment"] == D("654706.76")
+    assert y["provisional_paid"] + y["released"] == y["final_fund_payment"]
+    # a month with cases but not a single point still cannot be paid
+    with pytest.raises(SettlementError, match="no points"):
+        settle_region("R1", YEAR, params(), D("1000000.00"),
+                      CELLS + [HospitalMonth("H1", "2025-03", 2, D(0), D(10), D(10))])

@@ -10,8 +10,9 @@ case type      when                                                         poin
 =============  ===========================================================  ===========================
 ungrouped      group status QY, ungroupable (0000) or invalid               round(cost / all-case mean,
                                                                             6) × 100 × ungrouped_discount
+bed_day        grouped, DRG or ADRG in bed_day.points_per_day, LOS >=       points_per_day × LOS
+               min_los_days (with or without a weight: B is not used)
 no_weight      grouped, but the promoted weights have no row for its DRG    as ungrouped
-bed_day        DRG or ADRG in bed_day.points_per_day, LOS >= min_los_days   points_per_day × LOS
 incomplete     discharge status in incomplete_stay.statuses, or a death     B × c × min(1, ratio)
                status with LOS <= death_max_los_days
 high_cost      ratio > m (m from high_cost tiers by B: 3 / 2 / 1.5)         B × c + (ratio − m) × B
@@ -23,16 +24,18 @@ normal         otherwise                                                    B ×
 Readmission: a grouped stay followed by another stay of the same person (any hospital, any region)
 in the same DRG (``readmission.same: adrg``: ADRG), admitted 0..window_days days after this stay's
 discharge, has its points × ``readmission.factor`` (halved), whatever its case type; the later stay's
-claim id is kept. Stays up to window_days into the next year are read to find them.
+claim id is kept. Stays up to window_days into the next year are read to find them. The rule (drg / adrg,
+window) is the earlier stay's region's, whatever the region of the later stay and whether it is scored.
 
 Hospital coefficient c: ``coefficient.source: grade`` → the grade's coefficient from the ``hospitals``
 register; ``history`` → the hospital's case-weighted cost-consumption index over the data years of the
 promoted calibration run (``hospital_indicators``), clamped to ``history_bounds``, or its grade's
 coefficient without history (source ``grade_default``). A case whose DRG or ADRG is in
 ``same_price_groups`` has c = 1 (同病同价). A hospital missing from the register gets c = 1, source
-``unregistered`` (it is still scored and paid; the settle job reports how many).
+``unregistered`` (it is still scored and paid; the score-cases job reports how many).
 
-Points are decimals rounded half up to ``points_decimals`` once, before and after the readmission factor.
+Points are decimals rounded half up to ``points_decimals`` once, before and after the readmission factor
+(at most the 4 decimals ``case_points`` keeps: more is refused).
 """
 from __future__ import annotations
 
@@ -49,7 +52,7 @@ from casemix.tables import table
 
 __all__ = ["score_cases", "params_frame", "scoring_window", "CASE_TYPES", "ScoringError"]
 
-CASE_TYPES = ("ungrouped", "no_weight", "bed_day", "incomplete", "high_cost", "low_cost", "band", "normal")
+CASE_TYPES = ("ungrouped", "bed_day", "no_weight", "incomplete", "high_cost", "low_cost", "band", "normal")
 _P = DecimalType(18, 6)
 
 
@@ -125,20 +128,37 @@ def score_cases(grouped: DataFrame, weights: DataFrame, hospitals: DataFrame, pa
         raise ScoringError(f"payment.points_decimals differs between regions ({sorted(decimals)}): points must "
                            "have one precision in a year")
     digits = decimals.pop() if decimals else 4
+    scale = table("case_points").field("points").dataType.scale
+    if digits > scale:
+        raise ScoringError(f"payment.points_decimals is {digits} but case_points keeps points with {scale} "
+                           f"decimals: set payment.points_decimals <= {scale} (more would be rounded twice)")
     spark = grouped.sparkSession
     pr = F.broadcast(params_frame(spark, params_by_region))
     _, _, last_admission = scoring_window(year, params_by_region)
 
     stays = grouped.filter(F.col("admission_date") <= F.lit(last_admission)).join(pr, "region", "left")
-    # -- readmission: the next stay of the same person in the same DRG (ADRG)
+    # -- readmission: the next stay of the same person in the same DRG (ADRG). Every stay is linked under
+    # each rule in use, and the earlier stay's region picks its rule: the later stay may be in a region
+    # with another rule, or one that is not scored in this run (it has no parameters here).
     grouped_ok = F.col("group_status") == "grouped"
-    key = F.when(grouped_ok, F.when(F.col("p_readmit_same") == "adrg", F.col("adrg")).otherwise(F.col("drg")))
-    stays = stays.withColumn("_key", key)
-    w = Window.partitionBy("person_id", "_key").orderBy("admission_date", "discharge_date", "claim_id")
-    gap = F.datediff(F.lead("admission_date").over(w), F.col("discharge_date"))
-    halved = F.col("_key").isNotNull() & gap.isNotNull() & (gap >= 0) & (gap <= F.col("p_readmit_window"))
+    order = ("admission_date", "discharge_date", "claim_id")
+    halved_by, next_by = {}, {}
+    for same in sorted({p.readmission.same for p in params_by_region.values()} or {"drg"}):
+        key = F.when(grouped_ok, F.col(same))
+        w = Window.partitionBy(F.col("person_id"), key).orderBy(*order)
+        stays = stays.withColumn(f"_next_adm_{same}", F.lead("admission_date").over(w)) \
+            .withColumn(f"_next_claim_{same}", F.lead("claim_id").over(w))
+        gap = F.datediff(F.col(f"_next_adm_{same}"), F.col("discharge_date"))
+        halved_by[same] = key.isNotNull() & gap.isNotNull() & (gap >= 0) & (gap <= F.col("p_readmit_window"))
+        next_by[same] = F.col(f"_next_claim_{same}")
+    if len(halved_by) == 1:
+        (halved,), (next_claim,) = halved_by.values(), next_by.values()
+    else:
+        use_adrg = F.col("p_readmit_same") == "adrg"
+        halved = F.when(use_adrg, halved_by["adrg"]).otherwise(halved_by["drg"])
+        next_claim = F.when(use_adrg, next_by["adrg"]).otherwise(next_by["drg"])
     stays = stays.withColumn("readmission_halved", F.coalesce(halved, F.lit(False))) \
-        .withColumn("readmission_claim_id", F.when(F.col("readmission_halved"), F.lead("claim_id").over(w)))
+        .withColumn("readmission_claim_id", F.when(F.col("readmission_halved"), next_claim))
     cases = stays.filter(F.substring("discharge_month", 1, 4) == F.lit(f"{year:04d}"))
 
     # -- weights of the promoted run: region-level (run id, all-case mean) and per DRG
@@ -183,8 +203,8 @@ def score_cases(grouped: DataFrame, weights: DataFrame, hospitals: DataFrame, pa
                   | (F.array_contains("p_death_statuses", F.col("discharge_status"))
                      & (F.col("los_days") <= F.col("p_death_max_los"))))
     case_type = (F.when(~grouped_ok, F.lit("ungrouped"))
-                 .when(B.isNull(), F.lit("no_weight"))
                  .when(bed_ppd.isNotNull() & (F.col("los_days") >= F.col("p_bed_min_los")), F.lit("bed_day"))
+                 .when(B.isNull(), F.lit("no_weight"))
                  .when(incomplete, F.lit("incomplete"))
                  .when(ratio > m, F.lit("high_cost"))
                  .when(ratio <= F.col("p_low_ratio"), F.lit("low_cost"))

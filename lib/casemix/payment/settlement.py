@@ -18,7 +18,9 @@ DRG point method (病组点数法), per region r and year y
 - Monthly provisional: the budget's monthly shares B_m (allocated from B, so Σ B_m = B), T_m = B_m + P_m,
   PV_m = T_m / points of the month; due = allocated gross − patients' payments − deductions of the month;
   paid = max(0, to_fen(due × ``provisional_share``)); withheld = due − paid. At year end each hospital is
-  released final − Σ paid (negative: it pays back).
+  released final − Σ paid (negative: it pays back). A month with audit deductions but no case in the region
+  splits nothing (its total is 0, no point value; its budget share is paid at the year end): the
+  deductions make its due negative, withheld until the year end.
 - Reconciliation, checked by :func:`check_region` (the job fails when it does not hold):
   Σ final fund payments + Σ patients' payments + Σ audit deductions = B + P − R = T, to the fen; per
   hospital Σ monthly paid + released = final; per month Σ gross = T_m.
@@ -196,7 +198,11 @@ def settle_region(region: str, year: int, params: PaymentParams, budget: Decimal
         mc = by_m[month]
         m_points = _sum(c.points for c in mc)
         m_patient = _sum(c.patient for c in mc)
-        if params.method == "point":
+        if params.method == "point" and not m_points and not any(c.cases for c in mc):
+            # only audit deductions this month, no case: nothing of the month's budget share can be split
+            # (it is paid at the year end); the deductions are withheld (due < 0, nothing paid)
+            gross_m, pv_m, total_m, points_m = [ZERO] * len(mc), None, ZERO, ZERO
+        elif params.method == "point":
             t_m = month_budget[month] + m_patient
             if t_m and not m_points:
                 raise SettlementError(f"region {region} {month}: monthly total {t_m} but no points")
