@@ -148,3 +148,17 @@ def test_a_simulation_of_the_first_half_year_writes_only_the_simulation(paid, tm
     assert sum(s["ffs_fund"] for s in sim) == half.agg(F.sum("fund_paid")).first()[0]
     assert sum(s["cases"] for s in sim) == half.count()
     assert (tmp_path / "h1.html").read_text(encoding="utf-8").count("data:image/png") == 4
+
+
+def test_a_deduction_for_a_hospital_outside_its_region_stops_the_settlement(paid, tmp_path):
+    from casemix.jobkit import JobError
+
+    ctx, _, _ = paid
+    bad = tmp_path / "bad.csv"
+    bad.write_text("deduction_id,region,hospital_id,month,amount,reason\n"
+                   f"D-X,530100,NOT-A-HOSPITAL,{YEAR}-02,10.00,typo\n", encoding="utf-8")
+    run_job("casemix_jobs.load_deductions", ctx, ["--input", str(bad)])
+    before = ctx.store.version("hospital_settlements")
+    with pytest.raises(JobError, match="D-X .530100/NOT-A-HOSPITAL."):
+        run_job("casemix_jobs.settle", ctx, ["--year", str(YEAR), "--report", str(tmp_path / "x.html")])
+    assert ctx.store.version("hospital_settlements") == before

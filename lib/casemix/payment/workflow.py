@@ -141,6 +141,19 @@ def hospital_months(points: DataFrame, deductions: Optional[DataFrame], year: in
     return agg.join(ded, ["region", "hospital_id", "month"], "full")
 
 
+def _check_deductions(deductions: DataFrame, hospitals: Optional[DataFrame]) -> None:
+    """Every deduction of the period names a registered hospital in its own region: a typo in the region
+    would silently drop a deduction, one in the hospital id would charge a hospital nobody pays."""
+    if hospitals is None:
+        return
+    bad = deductions.join(hospitals.select("hospital_id", "region"), ["hospital_id", "region"], "left_anti") \
+        .select("deduction_id", "region", "hospital_id").limit(20).collect()
+    if bad:
+        listed = ", ".join(f"{r['deduction_id']} ({r['region']}/{r['hospital_id']})" for r in bad)
+        raise PaymentError(f"audit deductions name hospitals that are not in the register under that region: "
+                           f"{listed}; correct the deduction file and load it again (casemix load-deductions)")
+
+
 @dataclass
 class SettlementRun:
     year: int
@@ -173,8 +186,12 @@ def settle_year(spark: SparkSession, store: DeltaStore, policy: Policy, year: in
     except SettlementError as exc:
         raise PaymentError(str(exc)) from None
     with_rate = rate_cases(points, rates, params)
-    deductions = store.read("audit_deductions").filter(F.col("region").isin(regions) & (F.col("month") <= last)) \
-        if store.exists("audit_deductions") else None
+    deductions = None
+    if store.exists("audit_deductions"):
+        year_deductions = store.read("audit_deductions").filter(
+            F.col("month").startswith(f"{year:04d}-") & (F.col("month") <= last))
+        _check_deductions(year_deductions, store.read("hospitals") if store.exists("hospitals") else None)
+        deductions = year_deductions.filter(F.col("region").isin(regions))
     cells = hospital_months(with_rate, deductions, year).collect()   # hospital-month aggregates only
     by_region: dict[str, list[HospitalMonth]] = {r: [] for r in regions}
     zero = Decimal("0")
