@@ -12,7 +12,9 @@ Audit deductions come from the bureau's audit system as a CSV file the same way
 from __future__ import annotations
 
 import csv
+import re
 from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -31,32 +33,47 @@ class RegisterError(ValueError):
     """The hospital register file is missing or has bad rows (all listed)."""
 
 
-def read_register(spark: SparkSession, path: str | Path, *, loaded_at: datetime | None = None) -> DataFrame:
-    """The register file as ``hospitals`` rows; raises :class:`RegisterError` listing every bad row."""
+def _read_rows(path: str | Path, columns: tuple[str, ...], what: str, key: str, required: tuple[str, ...],
+               check) -> list[dict]:
+    """The rows of a small reference CSV file (UTF-8, header naming ``columns``), values trimmed; every
+    row must have the ``required`` fields, a ``key`` not seen before, and pass ``check(row) -> [problems]``.
+    Raises :class:`RegisterError` listing every bad row (nothing is loaded from a file with one)."""
     path = Path(path)
     if not path.is_file():
-        raise RegisterError(f"hospital register {path} not found (columns: {', '.join(COLUMNS)})")
+        raise RegisterError(f"{what} {path} not found (columns: {', '.join(columns)})")
     with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
         if missing:
-            raise RegisterError(f"{path}: header lacks column(s) {missing} (expected {', '.join(COLUMNS)})")
+            raise RegisterError(f"{path}: header lacks column(s) {missing} (expected {', '.join(columns)})")
         rows, problems, seen = [], [], {}
         for line, rec in enumerate(reader, start=2):
-            rec = {k: (rec.get(k) or "").strip() for k in COLUMNS}
-            bad = [f"empty {k}" for k in ("hospital_id", "region", "grade", "hospital_type") if not rec[k]]
-            if rec["grade"] and rec["grade"] not in GRADES:
-                bad.append(f"grade {rec['grade']!r} is not one of {', '.join(GRADES)}")
-            if rec["hospital_type"] and rec["hospital_type"] not in HOSPITAL_TYPES:
-                bad.append(f"hospital_type {rec['hospital_type']!r} is not one of {', '.join(HOSPITAL_TYPES)}")
-            if rec["hospital_id"] in seen:
-                bad.append(f"hospital_id {rec['hospital_id']} already on line {seen[rec['hospital_id']]}")
-            seen.setdefault(rec["hospital_id"], line)
+            rec = {k: (rec.get(k) or "").strip() for k in columns}
+            bad = [f"empty {k}" for k in required if not rec[k]] + check(rec)
+            if rec[key] in seen:
+                bad.append(f"{key} {rec[key]} already on line {seen[rec[key]]}")
+            seen.setdefault(rec[key], line)
             if bad:
                 problems.append(f"line {line}: {'; '.join(bad)}")
             rows.append(rec)
     if problems:
         raise RegisterError(f"{path}: {len(problems)} bad row(s), nothing loaded: " + " | ".join(problems[:20]))
+    return rows
+
+
+def _check_hospital(rec: dict) -> list[str]:
+    bad = []
+    if rec["grade"] and rec["grade"] not in GRADES:
+        bad.append(f"grade {rec['grade']!r} is not one of {', '.join(GRADES)}")
+    if rec["hospital_type"] and rec["hospital_type"] not in HOSPITAL_TYPES:
+        bad.append(f"hospital_type {rec['hospital_type']!r} is not one of {', '.join(HOSPITAL_TYPES)}")
+    return bad
+
+
+def read_register(spark: SparkSession, path: str | Path, *, loaded_at: datetime | None = None) -> DataFrame:
+    """The register file as ``hospitals`` rows; raises :class:`RegisterError` listing every bad row."""
+    rows = _read_rows(path, COLUMNS, "hospital register", "hospital_id",
+                      ("hospital_id", "region", "grade", "hospital_type"), _check_hospital)
     when = loaded_at or datetime.now(timezone.utc)
     data = [(r["hospital_id"], r["region"], r["name"] or None, r["grade"], r["hospital_type"], str(path), when)
             for r in rows]
@@ -78,43 +95,26 @@ def write_register(path: str | Path, rows) -> Path:
 DEDUCTION_COLUMNS = ("deduction_id", "region", "hospital_id", "month", "amount", "reason")
 
 
+def _check_deduction(rec: dict) -> list[str]:
+    bad = []
+    if rec["month"] and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", rec["month"]):
+        bad.append(f"month {rec['month']!r} is not YYYY-MM")
+    if rec["amount"]:
+        try:
+            amount = Decimal(rec["amount"])
+            if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+                raise InvalidOperation
+        except InvalidOperation:
+            bad.append(f"amount {rec['amount']!r} is not a yuan amount >= 0 with at most 2 decimals")
+    return bad
+
+
 def read_deductions(spark: SparkSession, path: str | Path) -> DataFrame:
     """An audit-deduction file (CSV, UTF-8, header :data:`DEDUCTION_COLUMNS`; ``amount`` in yuan with at most
     two decimals, ``month`` YYYY-MM) as ``audit_deductions`` rows; raises :class:`RegisterError` listing
     every bad row (a deduction changes a payment: a bad file is fixed at the source, not half loaded)."""
-    import re
-    from decimal import Decimal, InvalidOperation
-
-    path = Path(path)
-    if not path.is_file():
-        raise RegisterError(f"deduction file {path} not found (columns: {', '.join(DEDUCTION_COLUMNS)})")
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in DEDUCTION_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise RegisterError(f"{path}: header lacks column(s) {missing} (expected {', '.join(DEDUCTION_COLUMNS)})")
-        rows, problems, seen = [], [], {}
-        for line, rec in enumerate(reader, start=2):
-            rec = {k: (rec.get(k) or "").strip() for k in DEDUCTION_COLUMNS}
-            bad = [f"empty {k}" for k in ("deduction_id", "region", "hospital_id", "month", "amount") if not rec[k]]
-            if rec["month"] and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", rec["month"]):
-                bad.append(f"month {rec['month']!r} is not YYYY-MM")
-            amount = None
-            if rec["amount"]:
-                try:
-                    amount = Decimal(rec["amount"])
-                    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
-                        raise InvalidOperation
-                except InvalidOperation:
-                    bad.append(f"amount {rec['amount']!r} is not a yuan amount >= 0 with at most 2 decimals")
-            if rec["deduction_id"] in seen:
-                bad.append(f"deduction_id {rec['deduction_id']} already on line {seen[rec['deduction_id']]}")
-            seen.setdefault(rec["deduction_id"], line)
-            if bad:
-                problems.append(f"line {line}: {'; '.join(bad)}")
-            else:
-                rows.append((rec["deduction_id"], rec["region"], rec["hospital_id"], rec["month"],
-                             amount.quantize(Decimal("0.01")), rec["reason"] or None))
-    if problems:
-        raise RegisterError(f"{path}: {len(problems)} bad row(s), nothing loaded: " + " | ".join(problems[:20]))
-    return spark.createDataFrame(rows, table("audit_deductions").schema)
+    rows = _read_rows(path, DEDUCTION_COLUMNS, "deduction file", "deduction_id",
+                      ("deduction_id", "region", "hospital_id", "month", "amount"), _check_deduction)
+    data = [(r["deduction_id"], r["region"], r["hospital_id"], r["month"], Decimal(r["amount"]).quantize(Decimal("0.01")),
+             r["reason"] or None) for r in rows]
+    return spark.createDataFrame(data, table("audit_deductions").schema)
