@@ -21,7 +21,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CodeBook", "load_codebook", "normalise_code", "FULLWIDTH", "HALFWIDTH"]
+__all__ = ["CodeBook", "load_codebook", "normalise_code", "FULLWIDTH", "HALFWIDTH", "HOSPITAL_GRADES",
+           "HOSPITAL_TYPES", "INSURANCE_SCHEMES"]
+
+#: hospital grades (等级), highest first: the register, the generator and payment policy use these values
+HOSPITAL_GRADES = ("三级", "二级", "一级")
+#: hospital types: general 综合, tcm 中医, specialty 专科
+HOSPITAL_TYPES = ("general", "tcm", "specialty")
+#: insurance schemes as stored after ingestion: employee 职工, resident 居民
+INSURANCE_SCHEMES = ("employee", "resident")
 
 #: full-width ASCII (U+FF01..U+FF5E) and the ideographic space, and what they fold to
 FULLWIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"

@@ -12,6 +12,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from casemix.codes import HOSPITAL_GRADES, INSURANCE_SCHEMES
 from casemix.config import Settings, read_yaml_mapping, validation_error
 
 __all__ = [
@@ -170,7 +171,6 @@ class PolicyError(ValueError):
     """The policy has no parameters for what a job was asked to do (a year, a region)."""
 
 
-_GRADES = ("三级", "二级", "一级")
 _SHARE = dict(ge=0, le=1)
 
 
@@ -212,7 +212,7 @@ class CoefficientPolicy(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "CoefficientPolicy":
-        missing = [g for g in _GRADES if g not in self.grades]
+        missing = [g for g in HOSPITAL_GRADES if g not in self.grades]
         if missing:
             raise ValueError(f"coefficient.grades lacks grade(s) {missing}")
         lo, hi = self.history_bounds
@@ -295,12 +295,12 @@ class RatePolicy(_Strict):
     @model_validator(mode="after")
     def _grades(self) -> "RatePolicy":
         for name, mapping in (("high_cost_multiple", self.high_cost_multiple), ("benefits", self.benefits)):
-            missing = [g for g in _GRADES if g not in mapping]
+            missing = [g for g in HOSPITAL_GRADES if g not in mapping]
             if missing:
                 raise ValueError(f"rate.{name} lacks grade(s) {missing}")
         for grade, b in self.benefits.items():
             for field_name in ("deductible", "reimbursement"):
-                lacking = [s for s in ("employee", "resident") if s not in getattr(b, field_name)]
+                lacking = [s for s in INSURANCE_SCHEMES if s not in getattr(b, field_name)]
                 if lacking:
                     raise ValueError(f"rate.benefits.{grade}.{field_name} lacks scheme(s) {lacking}")
         return self

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from casemix.codes import HOSPITAL_GRADES, HOSPITAL_TYPES, INSURANCE_SCHEMES
 from casemix.config import read_yaml_mapping, validation_error
 
 __all__ = [
@@ -32,20 +33,16 @@ __all__ = [
     "INSURANCE_SCHEMES",
 ]
 
-#: hospital grades (等级), highest first
-GRADES = ("三级", "二级", "一级")
-#: hospital types: general 综合, tcm 中医, specialty 专科
-HOSPITAL_TYPES = ("general", "tcm", "specialty")
+#: hospital grades (等级), highest first; hospital types (casemix.codes)
+GRADES = HOSPITAL_GRADES
 #: ADRG types by the 2nd character of the ADRG code: A-J surgical (外科手术), K-Q non-operating-room
 #: procedure (非手术室操作), R-Z medical (内科)
 ADRG_TYPES = ("surgical", "procedure", "medical")
-#: insurance schemes: employee 职工, resident 居民
-INSURANCE_SCHEMES = ("employee", "resident")
 
-Grade = Literal["三级", "二级", "一级"]
-HospitalType = Literal["general", "tcm", "specialty"]
-AdrgType = Literal["surgical", "procedure", "medical"]
-Scheme = Literal["employee", "resident"]
+Grade = Literal[GRADES]
+HospitalType = Literal[HOSPITAL_TYPES]
+AdrgType = Literal[ADRG_TYPES]
+Scheme = Literal[INSURANCE_SCHEMES]
 
 
 class _Strict(BaseModel):

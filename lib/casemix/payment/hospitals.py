@@ -19,13 +19,13 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
+from casemix.codes import HOSPITAL_GRADES, HOSPITAL_TYPES
 from casemix.tables import table
 
 __all__ = ["read_register", "write_register", "read_deductions", "RegisterError", "GRADES", "HOSPITAL_TYPES", "COLUMNS",
            "DEDUCTION_COLUMNS"]
 
-GRADES = ("三级", "二级", "一级")
-HOSPITAL_TYPES = ("general", "tcm", "specialty")
+GRADES = HOSPITAL_GRADES
 COLUMNS = ("hospital_id", "region", "name", "grade", "hospital_type")
 
 
