@@ -18,7 +18,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import machine, measure, print_table  # noqa: E402
+from harness import add_spark_arguments, machine, measure, print_table, spark_session  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -36,23 +35,15 @@ def main(argv=None) -> int:
     parser.add_argument("--groups", type=int, default=600, help="DRGs (default 600)")
     parser.add_argument("--hospitals", type=int, default=60, help="hospitals per region (default 60)")
     parser.add_argument("--methods", nargs="+", default=["iqr"], choices=["iqr", "percentile", "log_sd", "none"])
-    parser.add_argument("--master", default=os.environ.get("CASEMIX_SPARK_MASTER", "local[*]"))
-    parser.add_argument("--driver-memory", default="8g")
-    parser.add_argument("--shuffle-partitions", type=int, default=8)
-    parser.add_argument("--workdir", help="folder for the Parquet input (default: a temporary folder)")
+    add_spark_arguments(parser)
     args = parser.parse_args(argv)
 
     from casemix.calibrate import calibrate, calibration_cases, override_spec
     from casemix.calibrate.cases import INPUT_COLUMNS
     from casemix.calibrate.synthetic import DEFAULT_REGIONS, synthetic_grouped_claims
-    from casemix.config import SparkSettings
     from casemix.policy import CalibrationPolicy
-    from casemix.spark import build_session
 
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    spark = build_session(SparkSettings(master=args.master, shuffle_partitions=args.shuffle_partitions,
-                                        driver_memory=args.driver_memory,
-                                        conf={"spark.ui.showConsoleProgress": "false"}), "bench-calibrate")
+    spark = spark_session(args, "bench-calibrate")
     regions = list(DEFAULT_REGIONS[: args.regions]) if args.regions <= len(DEFAULT_REGIONS) else \
         [f"5{i:05d}" for i in range(args.regions)]
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:

@@ -20,7 +20,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -29,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import machine, measure, print_table  # noqa: E402
+from harness import add_spark_arguments, machine, measure, print_table, spark_session  # noqa: E402
 
 YEAR = 2025
 
@@ -39,27 +38,19 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", type=int, default=1_000_000, help="cases in the settlement year (default 1 M)")
     parser.add_argument("--groups", type=int, default=600)
     parser.add_argument("--hospitals", type=int, default=60, help="hospitals per region (default 60)")
-    parser.add_argument("--master", default=os.environ.get("CASEMIX_SPARK_MASTER", "local[*]"))
-    parser.add_argument("--driver-memory", default="8g")
-    parser.add_argument("--shuffle-partitions", type=int, default=8)
-    parser.add_argument("--workdir", help="folder for the Parquet input (default: a temporary folder)")
+    add_spark_arguments(parser)
     args = parser.parse_args(argv)
 
     from pyspark.sql import functions as F
 
     from casemix.calibrate.synthetic import DEFAULT_REGIONS, synthetic_grouped_claims, synthetic_groups
-    from casemix.config import SparkSettings
     from casemix.payment import HospitalMonth, rate_cases, score_cases, settle_region
     from casemix.payment.rate import base_rates
     from casemix.payment.workflow import hospital_months
     from casemix.policy import load_policy
-    from casemix.spark import build_session
     from casemix.tables import table
 
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    spark = build_session(SparkSettings(master=args.master, shuffle_partitions=args.shuffle_partitions,
-                                        driver_memory=args.driver_memory,
-                                        conf={"spark.ui.showConsoleProgress": "false"}), "bench-payment")
+    spark = spark_session(args, "bench-payment")
     policy = load_policy(Path(__file__).resolve().parents[1] / "conf" / "policy" / "default.yaml")
     regions = list(DEFAULT_REGIONS)
     params = {r: policy.payment.params(YEAR, r).model_copy(update={"method": "point"}) for r in regions}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-__all__ = ["Measurement", "measure", "best_of", "print_table", "machine"]
+__all__ = ["Measurement", "measure", "best_of", "print_table", "machine", "add_spark_arguments", "spark_session"]
 
 
 @dataclass
@@ -62,6 +62,27 @@ def measure(name: str, records: int):
         stop.set()
         thread.join()
         m.peak_rss_mb = max(peak[0], _tree_rss(me)) / 2**20
+
+
+def add_spark_arguments(parser) -> None:
+    """--master, --driver-memory, --shuffle-partitions and --workdir, as the Spark benchmarks take them."""
+    parser.add_argument("--master", default=os.environ.get("CASEMIX_SPARK_MASTER", "local[*]"))
+    parser.add_argument("--driver-memory", default="8g")
+    parser.add_argument("--shuffle-partitions", type=int, default=8)
+    parser.add_argument("--workdir", help="folder for the Parquet input (default: a temporary folder)")
+
+
+def spark_session(args, app: str):
+    """The session of a benchmark from :func:`add_spark_arguments` (workers use this interpreter)."""
+    import sys
+
+    from casemix.config import SparkSettings
+    from casemix.spark import build_session
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return build_session(SparkSettings(master=args.master, shuffle_partitions=args.shuffle_partitions,
+                                       driver_memory=args.driver_memory,
+                                       conf={"spark.ui.showConsoleProgress": "false"}), app)
 
 
 def best_of(name: str, records: int, run, repeat: int = 1, warmup: bool = False) -> Measurement:
