@@ -90,17 +90,20 @@ def score_year(spark: SparkSession, store: DeltaStore, policy: Policy, year: int
         metadata={"casemix.run_id": run_id, "casemix.input.grouped_claims.version": str(grouped_version)})
     written = store.read("case_points", version=version).filter(
         F.col("discharge_month").startswith(f"{year:04d}-") & F.col("region").isin(regions))
-    by_type = {r["case_type"]: r["n"] for r in written.groupBy("case_type").agg(F.count("*").alias("n")).collect()}
-    stats = written.agg(F.count("*").alias("cases"), F.sum(F.col("readmission_halved").cast("int")).alias("halved"),
-                        F.sum(F.when(F.col("coefficient_source") == "unregistered", 1).otherwise(0)).alias("unreg"),
-                        F.sum("points").alias("points")).first()
+    per_type = written.groupBy("case_type").agg(
+        F.count("*").alias("n"), F.sum(F.col("readmission_halved").cast("int")).alias("halved"),
+        F.sum(F.when(F.col("coefficient_source") == "unregistered", 1).otherwise(0)).alias("unreg"),
+        F.sum("points").alias("points")).collect()
+    cases = sum(r["n"] for r in per_type)
     source = grouped.filter(F.col("discharge_month").startswith(f"{year:04d}-") & F.col("region").isin(regions)).count()
-    if stats["cases"] != source:
-        raise PaymentError(f"case_points has {stats['cases']} cases of {year} but grouped_claims has {source}")
-    return {"year": year, "regions": regions, "cases": stats["cases"], "case_types": dict(sorted(by_type.items())),
-            "readmissions_halved": stats["halved"] or 0, "unregistered_hospital_cases": stats["unreg"] or 0,
-            "total_points": str(stats["points"] or 0), "case_points_version": version,
-            "grouped_claims_version": grouped_version}
+    if cases != source:
+        raise PaymentError(f"case_points has {cases} cases of {year} but grouped_claims has {source}")
+    return {"year": year, "regions": regions, "cases": cases,
+            "case_types": dict(sorted((r["case_type"], r["n"]) for r in per_type)),
+            "readmissions_halved": sum(r["halved"] for r in per_type),
+            "unregistered_hospital_cases": sum(r["unreg"] for r in per_type),
+            "total_points": str(sum((r["points"] for r in per_type), Decimal("0.0000"))),
+            "case_points_version": version, "grouped_claims_version": grouped_version}
 
 
 def budgets(store: DeltaStore, year: int, params: dict[str, PaymentParams]) -> dict[str, Decimal]:
