@@ -179,6 +179,9 @@ class DeltaStore(abc.ABC):
     """
 
     engine: str = "abstract"
+    #: whether :meth:`replace_partitions_with_files` and :meth:`data_files` exist (callers writing the
+    #: Parquet files themselves, see :mod:`casemix.grouping.direct`)
+    accepts_data_files: bool = False
 
     def __init__(self, spark: SparkSession, warehouse: str, catalogue: Mapping[str, TableDef] = CATALOGUE):
         self.spark = spark

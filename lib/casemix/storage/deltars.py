@@ -19,13 +19,16 @@ Reading goes the other way: the snapshot's file list comes from delta-rs, Spark 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -107,10 +110,38 @@ def _stat_value(value: Any) -> Any:
     return None  # decimals, binary: left out of the stats (allowed by the protocol)
 
 
+@dataclass(frozen=True)
+class DataFile:
+    """One data file of a table snapshot: its path (local path or URI that ``pyarrow.fs`` opens), its
+    partition values as the log writes them, its row count (None when the log has no stats), and
+    whether the file itself holds the partition columns (true for files this engine wrote)."""
+
+    path: str
+    partition_values: dict[str, Optional[str]]
+    rows: Optional[int]
+    holds_partition_columns: bool
+
+
+def partition_dir(definition: TableDef, values: Mapping[str, Any]) -> str:
+    """The sub-folder this engine writes a partition's files into: ``p_<col>=<value>/...``, values
+    outside ``[A-Za-z0-9_.-]{1,64}`` replaced by ``h`` + the first 16 hex digits of their SHA-256
+    (the same names the Spark write gives them)."""
+    parts = []
+    for col in definition.partition_by:
+        text = partition_value_string(values[col])
+        if text is None:
+            raise StorageError(f"table {definition.name}: a partition value of {col} is null")
+        if not re.match(_SAFE, text):
+            text = "h" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        parts.append(f"p_{col}={text}")
+    return "/".join(parts)
+
+
 class DeltaRsStore(DeltaStore):
     """Delta tables committed with delta-rs; data files written and read by Spark."""
 
     engine = "delta-rs"
+    accepts_data_files = True
 
     def __init__(self, spark: SparkSession, warehouse: str, *, commit_retries: int = 3, **kwargs):
         super().__init__(spark, warehouse, **kwargs)
@@ -145,10 +176,12 @@ class DeltaRsStore(DeltaStore):
         return Schema.from_arrow(self._arrow_schema(definition))
 
     # -- writing --------------------------------------------------------------------------------------
-    def _stage(self, definition: TableDef, df: DataFrame) -> tuple[str, list[dict[str, Any]]]:
-        """Write ``df`` (already conformed) as Parquet into a new folder of the table; return the
-        folder (relative) and the footers of the files written."""
-        folder = f"w-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+    @staticmethod
+    def _new_folder() -> str:
+        return f"w-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+
+    def _spark_write(self, definition: TableDef, df: DataFrame, folder: str) -> None:
+        """Write ``df`` (already conformed) with Spark as Parquet into ``folder`` of the table."""
         out = df
         for col in definition.partition_by:
             text = F.col(col).cast("string")
@@ -162,17 +195,21 @@ class DeltaRsStore(DeltaStore):
         writer = out.write.mode("errorifexists").option("compression", "snappy")
         if definition.partition_by:
             writer = writer.partitionBy(*[f"p_{c}" for c in definition.partition_by])
-        target = f"{self._uri(definition)}/{folder}"
-        writer.parquet(target)
+        writer.parquet(f"{self._uri(definition)}/{folder}")
+
+    def _footers(self, definition: TableDef, folder: str) -> list[dict[str, Any]]:
+        """The Parquet footers of every data file under ``folder`` of the table (read in parallel)."""
         base = f"{self._root.rstrip('/')}/{definition.name}/{folder}"
-        infos = self._fs.get_file_info(pafs.FileSelector(base, recursive=True))
+        try:
+            infos = self._fs.get_file_info(pafs.FileSelector(base, recursive=True))
+        except FileNotFoundError:  # nothing written (no rows)
+            return []
         paths = [
             i.path for i in infos
             if i.type == pafs.FileType.File and i.base_name.endswith(".parquet") and not i.base_name.startswith((".", "_"))
         ]
         with ThreadPoolExecutor(max_workers=16) as pool:
-            footers = list(pool.map(lambda p: _footer(self._fs, p), paths))
-        return folder, footers
+            return list(pool.map(lambda p: _footer(self._fs, p), paths))
 
     def _discard(self, definition: TableDef, folder: str) -> None:
         try:
@@ -291,9 +328,19 @@ class DeltaRsStore(DeltaStore):
 
     def _write(self, definition, df, *, mode, operation, metadata, partition_filters=None, extra_actions=(),
                check_where=None, retries=0) -> int:
-        folder, footers = self._stage(definition, df)
+        """Write ``df`` with Spark into a new folder of the table, then commit its files (see :meth:`_commit_written`)."""
+        return self._commit_written(definition, lambda folder: self._spark_write(definition, df, folder), mode=mode,
+                                    operation=operation, metadata=metadata, partition_filters=partition_filters,
+                                    extra_actions=extra_actions, check_where=check_where, retries=retries)
+
+    def _commit_written(self, definition, write: Callable[[str], None], *, mode, operation, metadata,
+                        partition_filters=None, extra_actions=(), check_where=None, retries=0) -> int:
+        """``write(folder)`` writes Parquet files into a new folder of the table; their footers become the
+        commit's add actions. Whatever fails, from the write to the commit, deletes the folder."""
+        folder = self._new_folder()
         try:
-            actions = self._add_actions(definition, footers)
+            write(folder)
+            actions = self._add_actions(definition, self._footers(definition, folder))
             if check_where:
                 for a in actions:
                     for col, allowed in check_where.items():
@@ -339,6 +386,41 @@ class DeltaRsStore(DeltaStore):
         return self._write(definition, conform(definition, df), mode="overwrite", operation="REPLACE PARTITIONS",
                            metadata={**(metadata or {}), "casemix.replace_where": json.dumps(where_s, ensure_ascii=False)},
                            partition_filters=filters, check_where=where_s)
+
+    # -- data files written by the caller (executors writing Parquet with Arrow, no Spark writer) -------
+    def replace_partitions_with_files(self, table, write_files: Callable[[str], None], where, *,
+                                      metadata=None) -> int:
+        """Like :meth:`replace_partitions`, but the rows are Parquet files that ``write_files(folder_uri)``
+        writes under ``folder_uri`` (a new, empty folder inside the table), each file in the
+        sub-folder :func:`partition_dir` names for its partition values and holding every column of the
+        table, partition columns included. Their footers are checked and committed exactly as for a
+        Spark write: one new version; nothing committed, and the folder deleted, if anything fails."""
+        definition = self.definition(table)
+        where_s = self._check_where(definition, where)
+        filters = [(col, "in", values) for col, values in where_s.items()]
+        return self._commit_written(
+            definition, lambda folder: write_files(f"{self._uri(definition)}/{folder}"), mode="overwrite",
+            operation="REPLACE PARTITIONS",
+            metadata={**(metadata or {}), "casemix.replace_where": json.dumps(where_s, ensure_ascii=False)},
+            partition_filters=filters, check_where=where_s)
+
+    def data_files(self, table, *, version: int | None = None,
+                   where: Mapping[str, Sequence[Any]] | None = None) -> list[DataFile]:
+        """The data files of a snapshot (current, or ``version``), optionally only those whose partition
+        values are in ``where`` (partition column -> allowed values), for readers outside Spark."""
+        definition = self.definition(table)
+        dt = self._open(definition, version)
+        allowed = self._check_where(definition, where) if where else {}
+        in_file = self._written_by_us(dt)
+        rows = {a["path"]: a.get("num_records")
+                for a in pa.table(dt.get_add_actions(flatten=True)).select(["path", "num_records"]).to_pylist()}
+        out = []
+        for f in self._snapshot_files(dt):
+            pv = f["partition_values"]
+            if all(pv.get(col) in values for col, values in allowed.items()):
+                n = rows.get(f["path"])
+                out.append(DataFile(f["abs"], dict(pv), None if n is None else int(n), in_file))
+        return out
 
     def merge(self, table, df, *, metadata=None) -> MergeResult:
         definition = self.definition(table)
