@@ -3,6 +3,11 @@
 
 The scheme versions are the registered MLflow models the policy's alias names (see register-scheme).
 
+How the rows move is `grouping.io` in the configuration: `files` (the default with the delta-rs engine)
+has each Spark task read its claims partitions' files, group and write them with Arrow, no shuffle;
+`dataframe` (the default with delta-spark) lets Spark read claims and write grouped_claims.
+Both give the same rows.
+
 Examples:
   casemix group-claims                              # every month in `claims`
   casemix group-claims --from-month 2023-01 --to-month 2023-12
@@ -35,6 +40,7 @@ def run(ctx, args) -> dict:
     import mlflow
     from pyspark.sql import functions as F
 
+    from casemix.grouping.direct import group_claim_files
     from casemix.grouping.distributed import group_claims
     from casemix.grouping.model import SchemeModelError, resolve_scheme
     from casemix.grouping.quality import grouping_metrics
@@ -55,31 +61,50 @@ def run(ctx, args) -> dict:
     claims_version = args.claims_version if args.claims_version is not None else store.version("claims")
     if claims_version is None:
         raise JobError("table claims does not exist yet: run ingest-claims first")
-    claims = store.read("claims", version=claims_version)
+    io = settings.grouping.io
+    if io == "auto":
+        io = "files" if store.accepts_data_files else "dataframe"
+    elif io == "files" and not store.accepts_data_files:
+        raise JobError(f"grouping.io: files needs the delta-rs storage engine (this store is {store.engine})")
+    if io == "files":
+        files = store.data_files("claims", version=claims_version)
+        present = sorted({f.partition_values["discharge_month"] for f in files if f.rows != 0})
+    else:
+        claims = store.read("claims", version=claims_version)
+        present = None
     if args.from_month and args.to_month:
         months = _months(args.from_month, args.to_month)
     else:
-        present = sorted(r[0] for r in claims.select("discharge_month").distinct().collect())
+        if present is None:
+            present = sorted(r[0] for r in claims.select("discharge_month").distinct().collect())
         if not present:
             raise JobError("claims is empty: nothing to group")
         months = _months(args.from_month or present[0], args.to_month or present[-1])
-    period = claims.filter(F.col("discharge_month").isin(months))
 
     with start_run(settings, "grouping", job=NAME, run_name=ctx.run_id, inputs={"claims": claims_version},
                    tags={"casemix.run_id": ctx.run_id,
                          **{f"casemix.scheme.{s}.model_version": v for s, v in versions.items()}}):
         mlflow.log_params({"from_month": months[0], "to_month": months[-1], "model_alias": policy.model_alias,
-                           "default_scheme": policy.default_scheme,
+                           "default_scheme": policy.default_scheme, "io": io,
                            **{f"scheme_version.{s}": v for s, v in versions.items()}})
-        grouped = group_claims(period, dirs, policy, run_id=ctx.run_id, grouped_at=datetime.now(timezone.utc),
-                               model_versions=versions, cache_dir=settings.path(settings.schemes.cache_dir))
-        version = store.replace_partitions("grouped_claims", grouped, {"discharge_month": months},
-                                           metadata={"casemix.run_id": ctx.run_id})
+        common = dict(run_id=ctx.run_id, grouped_at=datetime.now(timezone.utc), model_versions=versions,
+                      cache_dir=settings.path(settings.schemes.cache_dir))
+        meta = {"casemix.run_id": ctx.run_id}
+        if io == "files":
+            wanted = set(months)
+            period = [f for f in files if f.partition_values["discharge_month"] in wanted]
+            version = store.replace_partitions_with_files(
+                "grouped_claims",
+                lambda folder: group_claim_files(ctx.spark, period, dirs, policy, folder, **common),
+                {"discharge_month": months}, metadata=meta)
+        else:
+            grouped = group_claims(claims.filter(F.col("discharge_month").isin(months)), dirs, policy, **common)
+            version = store.replace_partitions("grouped_claims", grouped, {"discharge_month": months}, metadata=meta)
         written = store.read("grouped_claims", version=version).filter(F.col("discharge_month").isin(months))
         metrics = grouping_metrics(written)
         mlflow.log_metrics(metrics)
         mlflow.set_tag("casemix.output.grouped_claims.version", str(version))
-    return {"run_id": ctx.run_id, "months": [months[0], months[-1]], "claims_version": claims_version,
+    return {"run_id": ctx.run_id, "months": [months[0], months[-1]], "claims_version": claims_version, "io": io,
             "grouped_claims_version": version, "scheme_versions": versions, **metrics}
 
 

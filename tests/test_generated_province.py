@@ -78,17 +78,20 @@ def test_counts_add_up_with_the_generator_summary(province):
 
 def test_spark_grouping_job_equals_the_pandas_core_on_100k_generated_cases(spark, schemes_dir, tmp_path):
     """100 000 generated clean cases, validated like ingestion does, grouped by the Spark job's
-    mapInArrow function and by the pandas core directly: identical on every output column."""
+    mapInArrow function and by the pandas core directly: identical on every output column; and the
+    file-wise path (casemix.grouping.direct) writes exactly the rows of the mapInArrow path."""
     from datetime import datetime, timezone
 
     from casemix.codes import load_codebook
     from casemix.generate import GeneratorSpec, build_plan, generate_inpatient, load_province
     from casemix.grouping import group_frame, load_compiled
+    from casemix.grouping.direct import group_claim_files
     from casemix.grouping.distributed import GROUPER_INPUTS, group_claims
     from casemix.ingest.pseudonym import DEMO_KEY, PseudonymKey
     from casemix.ingest.raw import RAW_COLUMNS
     from casemix.ingest.validate import validate
     from casemix.policy import GroupingPolicy
+    from casemix.storage.deltars import DeltaRsStore
     from casemix.tables import CATALOGUE
 
     plan = build_plan(GeneratorSpec(seed=5, n_cases=100_000, bad_record_share=0.0, outpatient_multiple=0,
@@ -104,17 +107,31 @@ def test_spark_grouping_job_equals_the_pandas_core_on_100k_generated_cases(spark
     claims = checked.filter(F.size("reason_codes") == 0).select(
         *[c for c in CATALOGUE["claims"].columns if c not in ("ingest_run_id", "ingested_at")],
         F.lit("t").alias("ingest_run_id"), F.lit(datetime.now(timezone.utc)).alias("ingested_at"))
-    path = str(tmp_path / "claims.parquet")
-    claims.write.parquet(path)
-    claims = spark.read.parquet(path)
+    store = DeltaRsStore(spark, str(tmp_path / "warehouse"))
+    store.append("claims", claims)
+    claims = store.read("claims")
     assert claims.count() == 100_000
 
     policy = GroupingPolicy(default_scheme="chs-drg-1.1")
     scheme = str(schemes_dir / "chs-drg-1.1")
-    by_spark = group_claims(claims, {"chs-drg-1.1": scheme}, policy, run_id="r",
-                            grouped_at=datetime.now(timezone.utc)).select(
+    grouped_at = datetime.now(timezone.utc)
+    rows = group_claims(claims, {"chs-drg-1.1": scheme}, policy, run_id="r", grouped_at=grouped_at)
+    by_spark = rows.select(
         "claim_id", "mdc", "adrg", "drg", "group_status", "has_mcc", "has_cc", "cc_code", "invalid_reason", "trace"
     ).toPandas().sort_values("claim_id").reset_index(drop=True)
+
+    # the file-wise path (small batches and tasks, so partitions span batches and batches span partitions)
+    # writes the very same rows, every column
+    months = sorted(r[0] for r in claims.select("discharge_month").distinct().collect())
+    results = []
+    store.replace_partitions_with_files(
+        "grouped_claims", lambda folder: results.extend(group_claim_files(
+            spark, store.data_files("claims"), {"chs-drg-1.1": scheme}, policy, folder, run_id="r",
+            grouped_at=grouped_at, batch_rows=7_000, task_rows=30_000)), {"discharge_month": months})
+    by_files = store.read("grouped_claims")
+    assert by_files.count() == 100_000 == sum(r.rows_out for r in results)
+    assert len(by_files.inputFiles()) == len(results) == len(store.data_files("claims"))
+    assert by_files.exceptAll(rows).count() == 0 and rows.exceptAll(by_files).count() == 0
 
     cases = claims.select("claim_id", *GROUPER_INPUTS).toPandas().sort_values("claim_id").reset_index(drop=True)
     by_pandas = group_frame(load_compiled(scheme), cases[list(GROUPER_INPUTS)])

@@ -54,9 +54,15 @@ def test_the_registered_model_groups_a_pandas_frame(ctx):
     assert out[["mdc", "adrg", "drg", "status"]].iloc[0].tolist() == ["MDCG", "GD1", "GD15", "grouped"]
 
 
-def test_group_claims_writes_the_drg_of_every_claim_with_the_scheme_of_its_region_and_date(ctx, tmp_path, schemes_dir):
+@pytest.mark.parametrize("io", ["files", "dataframe"])
+def test_group_claims_writes_the_drg_of_every_claim_with_the_scheme_of_its_region_and_date(ctx, tmp_path, schemes_dir,
+                                                                                          io):
     from casemix.codes import load_codebook
+    from casemix.config import GroupingSettings
     from casemix.ingest import discover_drops, ingest_drops
+
+    ctx = JobContext.create(ctx.settings.model_copy(update={"grouping": GroupingSettings(io=io)}), "test",
+                            spark=ctx.spark, store=ctx.store)
 
     drops = tmp_path / "drops" / "inpatient"
     write_csv(drops / "region=530100" / "month=2024-03", [
@@ -96,7 +102,7 @@ def test_group_claims_writes_the_drg_of_every_claim_with_the_scheme_of_its_regio
     assert rows["G1"].scheme_model_version == "1" and rows["Y1"].scheme_model_version == "1"
     assert summary["status.grouped"] == 4 and summary["status.ungroupable"] == 1
     assert summary["grouping_rate"] == pytest.approx(4 / 5)
-    assert summary["grouped_claims_version"] == 0
+    assert summary["grouped_claims_version"] == 0 and summary["io"] == io
     # the MLflow run records the scheme versions and the claims version it read
     client = MlflowClient(tracking_uri=ctx.settings.tracking_uri)
     exp = client.get_experiment_by_name("grouping")

@@ -40,6 +40,7 @@ __all__ = [
     "StorageSettings",
     "MlflowSettings",
     "SchemeSettings",
+    "GroupingSettings",
     "PrivacySettings",
     "load_settings",
     "default_config_path",
@@ -94,6 +95,17 @@ class StorageSettings(_Strict):
     commit_retries: int = Field(3, ge=0, description="delta-rs engine: retries of an append after a commit conflict")
 
 
+class GroupingSettings(_Strict):
+    """How the grouping job moves the claims (see :mod:`casemix.grouping.direct`)."""
+
+    io: Literal["auto", "files", "dataframe"] = Field(
+        "auto",
+        description="files = each task reads its claims partitions' Parquet files, groups and writes them with "
+        "Arrow (delta-rs engine only); dataframe = Spark reads claims and writes grouped_claims; "
+        "auto = files with the delta-rs engine, else dataframe",
+    )
+
+
 class MlflowSettings(_Strict):
     """Where runs and registered models are tracked (see :mod:`casemix.tracking`)."""
 
@@ -131,6 +143,7 @@ class Settings(_Strict):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     schemes: SchemeSettings = Field(default_factory=SchemeSettings)
+    grouping: GroupingSettings = Field(default_factory=GroupingSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     policy: str = Field("conf/policy/default.yaml", description="policy parameter file (per province/year)")
 

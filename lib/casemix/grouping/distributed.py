@@ -29,7 +29,8 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from casemix.policy import GroupingPolicy
 from casemix.tables import CATALOGUE
 
-__all__ = ["scheme_column", "group_claims", "group_batch", "GROUPER_INPUTS", "RESULT_COLUMNS"]
+__all__ = ["scheme_column", "scheme_ids", "group_claims", "group_batch", "BatchGrouper", "passed_columns",
+           "GROUPER_INPUTS", "RESULT_COLUMNS"]
 
 #: claim columns the grouper reads (the file-grouping columns minus case_id)
 GROUPER_INPUTS = ("sex", "age_years", "age_days", "birth_weight_g", "dept", "los_days", "discharge_status",
@@ -40,6 +41,12 @@ RESULT_COLUMNS = {"mdc": "mdc", "adrg": "adrg", "drg": "drg", "group_status": "s
 _BOOLEAN = ("has_mcc", "has_cc")
 
 
+def passed_columns() -> list[str]:
+    """The ``claims`` columns ``grouped_claims`` carries over unchanged."""
+    target = CATALOGUE["grouped_claims"].columns
+    return [c for c in CATALOGUE["claims"].columns if c in target]
+
+
 def scheme_column(policy: GroupingPolicy, region: str = "region", discharge_date: str = "discharge_date") -> Column:
     """The scheme id of each claim: the covering rule with the latest ``effective_from``, else the default."""
     expr = None
@@ -48,6 +55,17 @@ def scheme_column(policy: GroupingPolicy, region: str = "region", discharge_date
         expr = F.when(cond, F.lit(rule.scheme)) if expr is None else expr.when(cond, F.lit(rule.scheme))
     default = F.lit(policy.default_scheme)
     return default if expr is None else expr.otherwise(default)
+
+
+def scheme_ids(policy: GroupingPolicy, region: pa.Array, discharge_date: pa.Array) -> pa.Array:
+    """:func:`scheme_column` on Arrow arrays: the same rule, the same winner when rules tie."""
+    out = pa.repeat(pa.scalar(policy.default_scheme, pa.string()), len(region))
+    ordered = sorted(policy.rules, key=lambda r: r.effective_from, reverse=True)
+    for rule in reversed(ordered):  # the first rule of ``ordered`` is applied last, so it wins
+        cond = pc.and_(pc.is_in(region, pa.array(list(rule.regions), pa.string())),
+                       pc.greater_equal(discharge_date, pa.scalar(rule.effective_from, pa.date32())))
+        out = pc.if_else(pc.fill_null(cond, False), pa.scalar(rule.scheme, pa.string()), out)
+    return out
 
 
 def group_batch(batch: pa.RecordBatch, compiled_for: Callable[[str], object]) -> dict[str, pa.Array]:
@@ -81,36 +99,64 @@ def group_batch(batch: pa.RecordBatch, compiled_for: Callable[[str], object]) ->
     return out
 
 
+def scheme_dirs_here(scheme_dirs: Mapping[str, str], ship: bool) -> dict[str, str]:
+    """On an executor: the scheme folders as shipped with ``SparkContext.addFile`` (``ship``), else as given."""
+    if not ship:
+        return dict(scheme_dirs)
+    from pyspark import SparkFiles
+
+    return {s: os.path.join(SparkFiles.get(os.path.basename(d.rstrip("/"))), "") for s, d in scheme_dirs.items()}
+
+
+def ship_schemes(spark, scheme_dirs: Mapping[str, str]) -> bool:
+    """Ship the scheme folders to the executors unless Spark runs locally; returns whether it did."""
+    ship = not spark.sparkContext.master.startswith("local")
+    if ship:
+        for d in scheme_dirs.values():
+            spark.sparkContext.addFile(d, recursive=True)
+    return ship
+
+
+class BatchGrouper:
+    """Turns a batch of claims (the pass-through columns and ``scheme_id``) into a batch of
+    ``grouped_claims`` rows: the claim columns untouched, the group columns from :func:`group_batch`,
+    the model version of each row's scheme and the run's constants. Compiled schemes are loaded on
+    first use (once per task)."""
+
+    def __init__(self, scheme_dirs: Mapping[str, str], versions: Mapping[str, str], run_id: str,
+                 grouped_at: datetime, in_names: list[str], out_schema: pa.Schema, cache_dir: str | None):
+        self.dirs, self.versions, self.in_names, self.out_schema = dict(scheme_dirs), dict(versions), in_names, out_schema
+        self.cache_dir = cache_dir
+        self.run = pa.scalar(run_id, pa.string())
+        self.stamp = pa.scalar(grouped_at, pa.timestamp("us", tz="UTC"))
+        self.compiled: dict = {}  # load_compiled is memoised, but hashes the scheme files per call
+
+    def compiled_for(self, scheme_id: str):
+        if scheme_id not in self.compiled:
+            from casemix.grouping import load_compiled
+
+            self.compiled[scheme_id] = load_compiled(self.dirs[scheme_id], self.cache_dir)
+        return self.compiled[scheme_id]
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        n = batch.num_rows
+        out = {name: batch.column(name) for name in self.in_names}  # passed through as they are
+        out.update(group_batch(batch, self.compiled_for))
+        schemes = pc.dictionary_encode(batch.column("scheme_id"))
+        out["scheme_model_version"] = pa.array([self.versions.get(s) for s in schemes.dictionary.to_pylist()],
+                                               pa.string()).take(schemes.indices)
+        out["group_run_id"] = pa.repeat(self.run, n)
+        out["grouped_at"] = pa.repeat(self.stamp, n)
+        return pa.RecordBatch.from_arrays([out[f.name] for f in self.out_schema], schema=self.out_schema)
+
+
 def _grouper(scheme_dirs: Mapping[str, str], versions: Mapping[str, str], run_id: str, grouped_at: datetime,
              in_names: list[str], out_schema: pa.Schema, ship: bool, cache_dir: str | None):
     def group_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from casemix.grouping import load_compiled
-
-        if ship:
-            from pyspark import SparkFiles
-
-            dirs = {s: os.path.join(SparkFiles.get(os.path.basename(d.rstrip("/"))), "") for s, d in scheme_dirs.items()}
-        else:
-            dirs = dict(scheme_dirs)
-        run = pa.scalar(run_id, pa.string())
-        stamp = pa.scalar(grouped_at, pa.timestamp("us", tz="UTC"))
-        compiled: dict = {}  # once per task (load_compiled is memoised, but hashes the scheme files per call)
-
-        def compiled_for(scheme_id: str):
-            if scheme_id not in compiled:
-                compiled[scheme_id] = load_compiled(dirs[scheme_id], cache_dir)
-            return compiled[scheme_id]
-
+        grouper = BatchGrouper(scheme_dirs_here(scheme_dirs, ship), versions, run_id, grouped_at, in_names,
+                               out_schema, cache_dir)
         for batch in batches:
-            n = batch.num_rows
-            out = {name: batch.column(name) for name in in_names}  # passed through as they are
-            out.update(group_batch(batch, compiled_for))
-            schemes = pc.dictionary_encode(batch.column("scheme_id"))
-            out["scheme_model_version"] = pa.array([versions.get(s) for s in schemes.dictionary.to_pylist()],
-                                                   pa.string()).take(schemes.indices)
-            out["group_run_id"] = pa.repeat(run, n)
-            out["grouped_at"] = pa.repeat(stamp, n)
-            yield pa.RecordBatch.from_arrays([out[f.name] for f in out_schema], schema=out_schema)
+            yield grouper(batch)
 
     return group_batches
 
@@ -129,12 +175,8 @@ def group_claims(claims: DataFrame, scheme_dirs: Mapping[str, str], policy: Grou
     missing = set(policy.schemes) - set(scheme_dirs)
     if missing:
         raise ValueError(f"no scheme folder for {sorted(missing)} (policy schemes {policy.schemes})")
-    spark = claims.sparkSession
-    ship = not spark.sparkContext.master.startswith("local")
-    if ship:
-        for d in scheme_dirs.values():
-            spark.sparkContext.addFile(d, recursive=True)
-    claim_cols = [c for c in CATALOGUE["claims"].columns if c in target.columns]
+    ship = ship_schemes(claims.sparkSession, scheme_dirs)
+    claim_cols = passed_columns()
     with_scheme = claims.select(*claim_cols, scheme_column(policy).alias("scheme_id"))
     in_names = [*claim_cols, "scheme_id"]
     out_schema = to_arrow_schema(target.schema, timezone="UTC", prefers_large_types=False)

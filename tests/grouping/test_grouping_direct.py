@@ -1,0 +1,134 @@
+"""The file-wise grouping path (casemix.grouping.direct): dealing partitions to tasks, choosing the
+scheme per row in Arrow, files written by another Delta engine, and a count mismatch committing nothing."""
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from casemix.grouping.direct import GroupingCountError, deal_partitions, group_claim_files
+from casemix.grouping.distributed import group_claims, scheme_column, scheme_ids
+from casemix.policy import GroupingPolicy, SchemeRule
+from casemix.storage.deltars import DataFile, DeltaRsStore, partition_dir
+from casemix.tables import CATALOGUE
+
+
+def _file(region, month, rows, name):
+    return DataFile(f"/t/{name}", {"region": region, "discharge_month": month}, rows, True)
+
+
+def test_partitions_are_dealt_whole_largest_first_to_the_least_loaded_task():
+    files = [_file("A", "01", 50, "a1"), _file("A", "01", 10, "a0"), _file("B", "01", 40, "b"),
+             _file("C", "01", 30, "c"), _file("D", "01", 20, "d"), _file("E", "01", 5, "e")]
+    dealt = deal_partitions(files, ("region", "discharge_month"), 2)
+    # sizes A 60, B 40, C 30, D 20, E 5: A->t0 (60), B->t1 (40), C->t1 (70), D->t0 (80), E->t1 (75)
+    assert [[k for k, _ in t] for t in dealt] == [[("A", "01"), ("D", "01")],
+                                                 [("B", "01"), ("C", "01"), ("E", "01")]]
+    assert [f.path for f in dealt[0][0][1]] == ["/t/a0", "/t/a1"]  # a partition's files stay together, sorted
+    # more tasks than partitions: one partition each, no empty task
+    assert len(deal_partitions(files[:2], ("region", "discharge_month"), 8)) == 1
+
+
+def test_partition_folders_match_the_spark_writes_names():
+    target = CATALOGUE["grouped_claims"]
+    assert partition_dir(target, {"region": "530100", "discharge_month": "2024-03"}) == \
+        "p_region=530100/p_discharge_month=2024-03"
+    # values outside [A-Za-z0-9_.-] become h + 16 hex digits of their SHA-256 (as the Spark write names them)
+    assert partition_dir(target, {"region": "昆明", "discharge_month": "2024-03"}).startswith("p_region=h")
+
+
+def test_scheme_per_row_in_arrow_is_the_spark_column_rule_including_ties(spark):
+    policy = GroupingPolicy(default_scheme="chs-drg-1.1", rules=(
+        SchemeRule(regions=("532300",), scheme="yunnan-2023", effective_from=date(2024, 1, 1)),
+        SchemeRule(regions=("532300", "530100"), scheme="zhejiang-2022", effective_from=date(2024, 7, 1)),
+        # same date as the rule above: the first listed wins in both implementations
+        SchemeRule(regions=("530100",), scheme="yunnan-2023", effective_from=date(2024, 7, 1)),
+    ))
+    rows = [("532300", date(2023, 12, 31)), ("532300", date(2024, 1, 1)), ("532300", date(2024, 7, 1)),
+            ("530100", date(2024, 6, 30)), ("530100", date(2024, 7, 1)), ("530600", date(2025, 1, 1)),
+            (None, date(2025, 1, 1)), ("532300", None)]
+    expected = ["chs-drg-1.1", "yunnan-2023", "zhejiang-2022", "chs-drg-1.1", "zhejiang-2022", "chs-drg-1.1",
+                "chs-drg-1.1", "chs-drg-1.1"]
+    region = pa.array([r for r, _ in rows], pa.string())
+    when = pa.array([d for _, d in rows], pa.date32())
+    assert scheme_ids(policy, region, when).to_pylist() == expected
+    df = spark.createDataFrame(rows, "region string, discharge_date date")
+    assert [r[0] for r in df.select(scheme_column(policy)).collect()] == expected
+
+
+@pytest.fixture
+def claims_store(spark, tmp_path, schemes_dir):
+    """A claims table of four ingested records in three partitions."""
+    from casemix.codes import load_codebook
+    from casemix.ingest import discover_drops, ingest_drops
+    from tests.test_ingest import KEY, record, write_csv
+
+    store = DeltaRsStore(spark, str(tmp_path / "warehouse"))
+    drops = tmp_path / "drops" / "inpatient"
+    write_csv(drops / "region=530100" / "month=2024-03", [
+        record("G1", principal_dx="K35.200", secondary_dxs="", procedures="47.0100",
+               admission_date="2024-03-01", discharge_date="2024-03-05"),
+        record("G2", principal_dx="K35.200", secondary_dxs="J96.000", procedures="47.0100",
+               admission_date="2024-03-01", discharge_date="2024-03-05"),
+    ])
+    write_csv(drops / "region=532300" / "month=2024-03", [
+        record("Y1", region="532300", principal_dx="K35.200", secondary_dxs="J96.000", procedures="47.0100",
+               admission_date="2024-03-01", discharge_date="2024-03-05")])
+    write_csv(drops / "region=532300" / "month=2023-12", [
+        record("Y0", region="532300", principal_dx="K35.200", secondary_dxs="J96.000", procedures="47.0100",
+               admission_date="2023-12-01", discharge_date="2023-12-05")])
+    ingest_drops(spark, store, discover_drops([str(drops)]), load_codebook(schemes_dir / "chs-drg-1.1"), KEY, "i-1")
+    return store
+
+
+POLICY = GroupingPolicy(default_scheme="chs-drg-1.1", rules=(
+    SchemeRule(regions=("532300",), scheme="yunnan-2023", effective_from=date(2024, 1, 1)),))
+MONTHS = {"discharge_month": ["2023-12", "2024-03"]}
+
+
+def _dirs(schemes_dir: Path) -> dict[str, str]:
+    return {s: str(schemes_dir / s) for s in POLICY.schemes}
+
+
+def test_claims_files_written_by_another_engine_get_their_partition_columns_from_the_log(
+        spark, claims_store, tmp_path, schemes_dir):
+    from deltalake import write_deltalake
+
+    # the same claims written by plain delta-rs: its files do not hold region / discharge_month
+    foreign = DeltaRsStore(spark, str(tmp_path / "foreign"))
+    arrow = pa.Table.from_pandas(claims_store.read("claims").toPandas(), preserve_index=False)
+    write_deltalake(foreign.location("claims"), arrow.cast(foreign._arrow_schema(CATALOGUE["claims"])),
+                    partition_by=list(CATALOGUE["claims"].partition_by))
+    files = foreign.data_files("claims")
+    assert len(files) == 3 and not any(f.holds_partition_columns for f in files)
+
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    version = foreign.replace_partitions_with_files(
+        "grouped_claims", lambda folder: group_claim_files(spark, files, _dirs(schemes_dir), POLICY, folder,
+                                                           run_id="r", grouped_at=at), MONTHS)
+    assert version == 0
+    by_files = foreign.read("grouped_claims")
+    by_dataframe = group_claims(claims_store.read("claims"), _dirs(schemes_dir), POLICY, run_id="r", grouped_at=at)
+    assert by_files.count() == 4
+    assert by_files.exceptAll(by_dataframe).count() == 0 and by_dataframe.exceptAll(by_files).count() == 0
+    got = {r.claim_id: (r.region, r.discharge_month, r.scheme_id, r.drg) for r in by_files.collect()}
+    assert got == {"G1": ("530100", "2024-03", "chs-drg-1.1", "GD15"), "G2": ("530100", "2024-03", "chs-drg-1.1", "GD13"),
+                   "Y0": ("532300", "2023-12", "chs-drg-1.1", "GD13"), "Y1": ("532300", "2024-03", "yunnan-2023", "GD11")}
+
+
+def test_rows_missing_against_the_log_commit_nothing_and_leave_no_files(spark, claims_store, schemes_dir):
+    files = claims_store.data_files("claims", where={"discharge_month": ["2024-03"]})
+    assert sorted(f.partition_values["region"] for f in files) == ["530100", "532300"]
+    # the log claims one row more than the file holds for one partition
+    wrong = [dataclasses.replace(f, rows=f.rows + 1) if f.partition_values["region"] == "530100" else f for f in files]
+    with pytest.raises(GroupingCountError, match="differ in 1 partition"):
+        claims_store.replace_partitions_with_files(
+            "grouped_claims", lambda folder: group_claim_files(
+                spark, wrong, _dirs(schemes_dir), POLICY, folder, run_id="r", grouped_at=datetime.now(timezone.utc)),
+            MONTHS)
+    assert not claims_store.exists("grouped_claims")
+    table_dir = Path(claims_store.location("grouped_claims"))
+    assert not table_dir.exists() or not any(p.suffix == ".parquet" for p in table_dir.rglob("*"))
