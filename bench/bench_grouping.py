@@ -161,7 +161,7 @@ def claims_table(spark, path: Path, n: int, data: Path):
 def spark_job(spark, path: Path, n: int, tmp: Path, repeat: int, ceilings: bool):
     import shutil
 
-    from casemix.grouping.direct import group_claim_files
+    from casemix.grouping.direct import replace_grouped_claims
     from casemix.grouping.distributed import group_claims, scheme_column
     from casemix.policy import GroupingPolicy
     from casemix.storage.deltars import DeltaRsStore
@@ -191,9 +191,8 @@ def spark_job(spark, path: Path, n: int, tmp: Path, repeat: int, ceilings: bool)
     files = claims_store.data_files("claims")
 
     def by_files():
-        store.replace_partitions_with_files("grouped_claims", lambda folder: group_claim_files(
-            spark, files, dirs, policy, folder, run_id="bench", grouped_at=datetime.now(timezone.utc)),
-            {"discharge_month": months})
+        replace_grouped_claims(spark, store, files, months, dirs, policy, run_id="bench",
+                               grouped_at=datetime.now(timezone.utc))
 
     m = best_of("(b) Spark job local[2], file-wise path, Delta write", records, by_files, repeat)
     m.extra["note"] = f"{len(store.read('grouped_claims').inputFiles())} files written, " + m.extra.get("note", "")

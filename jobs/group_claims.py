@@ -40,7 +40,7 @@ def run(ctx, args) -> dict:
     import mlflow
     from pyspark.sql import functions as F
 
-    from casemix.grouping.direct import group_claim_files
+    from casemix.grouping.direct import replace_grouped_claims
     from casemix.grouping.distributed import group_claims
     from casemix.grouping.model import SchemeModelError, resolve_scheme
     from casemix.grouping.quality import grouping_metrics
@@ -93,10 +93,7 @@ def run(ctx, args) -> dict:
         if io == "files":
             wanted = set(months)
             period = [f for f in files if f.partition_values["discharge_month"] in wanted]
-            version = store.replace_partitions_with_files(
-                "grouped_claims",
-                lambda folder: group_claim_files(ctx.spark, period, dirs, policy, folder, **common),
-                {"discharge_month": months}, metadata=meta)
+            version, _ = replace_grouped_claims(ctx.spark, store, period, months, dirs, policy, metadata=meta, **common)
         else:
             grouped = group_claims(claims.filter(F.col("discharge_month").isin(months)), dirs, policy, **common)
             version = store.replace_partitions("grouped_claims", grouped, {"discharge_month": months}, metadata=meta)

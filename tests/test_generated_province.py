@@ -85,7 +85,7 @@ def test_spark_grouping_job_equals_the_pandas_core_on_100k_generated_cases(spark
     from casemix.codes import load_codebook
     from casemix.generate import GeneratorSpec, build_plan, generate_inpatient, load_province
     from casemix.grouping import group_frame, load_compiled
-    from casemix.grouping.direct import group_claim_files
+    from casemix.grouping.direct import replace_grouped_claims
     from casemix.grouping.distributed import GROUPER_INPUTS, group_claims
     from casemix.ingest.pseudonym import DEMO_KEY, PseudonymKey
     from casemix.ingest.raw import RAW_COLUMNS
@@ -123,11 +123,9 @@ def test_spark_grouping_job_equals_the_pandas_core_on_100k_generated_cases(spark
     # the file-wise path (small batches and tasks, so partitions span batches and batches span partitions)
     # writes the very same rows, every column
     months = sorted(r[0] for r in claims.select("discharge_month").distinct().collect())
-    results = []
-    store.replace_partitions_with_files(
-        "grouped_claims", lambda folder: results.extend(group_claim_files(
-            spark, store.data_files("claims"), {"chs-drg-1.1": scheme}, policy, folder, run_id="r",
-            grouped_at=grouped_at, batch_rows=7_000, task_rows=30_000)), {"discharge_month": months})
+    _, results = replace_grouped_claims(spark, store, store.data_files("claims"), months, {"chs-drg-1.1": scheme},
+                                        policy, run_id="r", grouped_at=grouped_at, batch_rows=7_000,
+                                        task_rows=30_000)
     by_files = store.read("grouped_claims")
     assert by_files.count() == 100_000 == sum(r.rows_out for r in results)
     assert len(by_files.inputFiles()) == len(results) == len(store.data_files("claims"))

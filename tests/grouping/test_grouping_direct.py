@@ -9,9 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from casemix.grouping.direct import GroupingCountError, deal_partitions, group_claim_files
+from casemix.grouping.direct import GroupingCountError, deal_partitions, replace_grouped_claims
 from casemix.grouping.distributed import group_claims, scheme_column, scheme_ids
 from casemix.policy import GroupingPolicy, SchemeRule
+from casemix.storage.base import StorageError
 from casemix.storage.deltars import DataFile, DeltaRsStore, partition_dir
 from casemix.tables import CATALOGUE
 
@@ -86,7 +87,7 @@ def claims_store(spark, tmp_path, schemes_dir):
 
 POLICY = GroupingPolicy(default_scheme="chs-drg-1.1", rules=(
     SchemeRule(regions=("532300",), scheme="yunnan-2023", effective_from=date(2024, 1, 1)),))
-MONTHS = {"discharge_month": ["2023-12", "2024-03"]}
+MONTHS = ["2023-12", "2024-03"]
 
 
 def _dirs(schemes_dir: Path) -> dict[str, str]:
@@ -106,10 +107,10 @@ def test_claims_files_written_by_another_engine_get_their_partition_columns_from
     assert len(files) == 3 and not any(f.holds_partition_columns for f in files)
 
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    version = foreign.replace_partitions_with_files(
-        "grouped_claims", lambda folder: group_claim_files(spark, files, _dirs(schemes_dir), POLICY, folder,
-                                                           run_id="r", grouped_at=at), MONTHS)
-    assert version == 0
+    version, results = replace_grouped_claims(spark, foreign, files, MONTHS, _dirs(schemes_dir), POLICY,
+                                              run_id="r", grouped_at=at)
+    assert version == 0 and sorted((r.partition, r.rows_in, r.rows_out) for r in results) == [
+        (("530100", "2024-03"), 2, 2), (("532300", "2023-12"), 1, 1), (("532300", "2024-03"), 1, 1)]
     by_files = foreign.read("grouped_claims")
     by_dataframe = group_claims(claims_store.read("claims"), _dirs(schemes_dir), POLICY, run_id="r", grouped_at=at)
     assert by_files.count() == 4
@@ -125,10 +126,36 @@ def test_rows_missing_against_the_log_commit_nothing_and_leave_no_files(spark, c
     # the log claims one row more than the file holds for one partition
     wrong = [dataclasses.replace(f, rows=f.rows + 1) if f.partition_values["region"] == "530100" else f for f in files]
     with pytest.raises(GroupingCountError, match="differ in 1 partition"):
-        claims_store.replace_partitions_with_files(
-            "grouped_claims", lambda folder: group_claim_files(
-                spark, wrong, _dirs(schemes_dir), POLICY, folder, run_id="r", grouped_at=datetime.now(timezone.utc)),
-            MONTHS)
+        replace_grouped_claims(spark, claims_store, wrong, MONTHS, _dirs(schemes_dir), POLICY, run_id="r",
+                               grouped_at=datetime.now(timezone.utc))
     assert not claims_store.exists("grouped_claims")
     table_dir = Path(claims_store.location("grouped_claims"))
     assert not table_dir.exists() or not any(p.suffix == ".parquet" for p in table_dir.rglob("*"))
+
+
+def test_only_the_files_the_tasks_report_are_committed_and_strays_are_deleted(spark, claims_store, schemes_dir):
+    """A failed or speculative task attempt can leave a file in the output folder: it is not committed."""
+    from casemix.grouping.direct import group_claim_files
+
+    files = claims_store.data_files("claims")
+    at = datetime.now(timezone.utc)
+    strays = []
+
+    def write(folder):
+        results = group_claim_files(spark, files, _dirs(schemes_dir), POLICY, folder, run_id="r", grouped_at=at)
+        written = [r.file for r in results if r.file]
+        # a copy of one written file under another name, as a second attempt of that task would leave it
+        src = Path(folder) / written[0]
+        stray = src.with_name("part-attempt2-00000.parquet")
+        stray.write_bytes(src.read_bytes())
+        strays.append(stray)
+        return written
+
+    claims_store.replace_partitions_with_files("grouped_claims", write, {"discharge_month": MONTHS})
+    assert claims_store.read("grouped_claims").count() == 4  # not 4 + the stray's rows
+    assert not strays[0].exists()
+
+    with pytest.raises(StorageError, match="not there"):
+        claims_store.replace_partitions_with_files("grouped_claims", lambda folder: ["p_region=x/missing.parquet"],
+                                                   {"discharge_month": MONTHS})
+    assert claims_store.version("grouped_claims") == 0

@@ -38,7 +38,8 @@ from casemix.policy import GroupingPolicy
 from casemix.storage.deltars import DataFile, partition_dir
 from casemix.tables import CATALOGUE
 
-__all__ = ["group_claim_files", "deal_partitions", "PartitionResult", "GroupingCountError"]
+__all__ = ["replace_grouped_claims", "group_claim_files", "deal_partitions", "PartitionResult",
+           "GroupingCountError"]
 
 #: rows read per task before the buffered claims are grouped together (Spark's Arrow batch size)
 DEFAULT_BATCH_ROWS = 100_000
@@ -52,7 +53,8 @@ class GroupingCountError(RuntimeError):
 
 @dataclass(frozen=True)
 class PartitionResult:
-    """What a task did with one ``claims`` partition."""
+    """What a task did with one ``claims`` partition: rows read and written, and the file written
+    (relative to the output folder; None for a partition without rows)."""
 
     partition: tuple
     rows_in: int
@@ -124,10 +126,11 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
                     offset += piece.num_rows
                     if key not in writers:
                         values = dict(zip(target.partition_by, key))
-                        path = f"{root.rstrip('/')}/{partition_dir(target, values)}/part-{task_id}-{len(writers):05d}.parquet"
-                        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-                        writers[key] = pq.ParquetWriter(path, grouped.schema, filesystem=fs, compression="snappy")
-                        paths[key] = path
+                        rel = f"{partition_dir(target, values)}/part-{task_id}-{len(paths):05d}.parquet"
+                        fs.create_dir(f"{root.rstrip('/')}/{rel.rsplit('/', 1)[0]}", recursive=True)
+                        writers[key] = pq.ParquetWriter(f"{root.rstrip('/')}/{rel}", grouped.schema, filesystem=fs,
+                                                        compression="snappy")
+                        paths[key] = rel
                     writers[key].write_batch(rows)
                     counts[key][1] += rows.num_rows
             pending.clear()
@@ -202,3 +205,20 @@ def group_claim_files(spark: SparkSession, files: Sequence[DataFile], scheme_dir
             f"claims read and grouped rows written differ in {len(bad)} partition(s) "
             f"(first: {bad[0] if bad else 'a partition without result'}); nothing committed")
     return results
+
+
+def replace_grouped_claims(spark: SparkSession, store, files: Sequence[DataFile], months: Sequence[str],
+                           scheme_dirs: Mapping[str, str], policy: GroupingPolicy, *, metadata=None,
+                           **options) -> tuple[int, list[PartitionResult]]:
+    """Group ``files`` (``claims`` files of ``months``) with :func:`group_claim_files` and replace those
+    months of ``grouped_claims`` in ``store`` (a store that ``accepts_data_files``) with the files
+    the tasks report: one new version. Returns it and what happened to each partition."""
+    results: list[PartitionResult] = []
+
+    def write(folder_uri: str) -> list[str]:
+        results.extend(group_claim_files(spark, files, scheme_dirs, policy, folder_uri, **options))
+        return [r.file for r in results if r.file]
+
+    version = store.replace_partitions_with_files("grouped_claims", write, {"discharge_month": list(months)},
+                                                  metadata=metadata)
+    return version, results

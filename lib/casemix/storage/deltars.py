@@ -197,17 +197,26 @@ class DeltaRsStore(DeltaStore):
             writer = writer.partitionBy(*[f"p_{c}" for c in definition.partition_by])
         writer.parquet(f"{self._uri(definition)}/{folder}")
 
-    def _footers(self, definition: TableDef, folder: str) -> list[dict[str, Any]]:
-        """The Parquet footers of every data file under ``folder`` of the table (read in parallel)."""
+    def _footers(self, definition: TableDef, folder: str, only: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
+        """The Parquet footers of the data files under ``folder`` of the table (read in parallel): every
+        one found there, or exactly the files ``only`` names (paths relative to the folder); then the
+        folder's other files (left by failed or speculative task attempts) are deleted."""
         base = f"{self._root.rstrip('/')}/{definition.name}/{folder}"
         try:
             infos = self._fs.get_file_info(pafs.FileSelector(base, recursive=True))
         except FileNotFoundError:  # nothing written (no rows)
-            return []
-        paths = [
-            i.path for i in infos
-            if i.type == pafs.FileType.File and i.base_name.endswith(".parquet") and not i.base_name.startswith((".", "_"))
-        ]
+            infos = []
+        found = [i.path for i in infos if i.type == pafs.FileType.File]
+        if only is None:
+            paths = [p for p in found if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith((".", "_"))]
+        else:
+            paths = [f"{base}/{rel.lstrip('/')}" for rel in only]
+            missing = sorted(set(paths) - set(found))
+            if missing:
+                raise StorageError(f"{len(missing)} file(s) reported written to {definition.name} are not there, "
+                                   f"e.g. {missing[0]}; nothing committed")
+            for stray in sorted(set(found) - set(paths)):
+                self._fs.delete_file(stray)
         with ThreadPoolExecutor(max_workers=16) as pool:
             return list(pool.map(lambda p: _footer(self._fs, p), paths))
 
@@ -333,14 +342,15 @@ class DeltaRsStore(DeltaStore):
                                     operation=operation, metadata=metadata, partition_filters=partition_filters,
                                     extra_actions=extra_actions, check_where=check_where, retries=retries)
 
-    def _commit_written(self, definition, write: Callable[[str], None], *, mode, operation, metadata,
-                        partition_filters=None, extra_actions=(), check_where=None, retries=0) -> int:
-        """``write(folder)`` writes Parquet files into a new folder of the table; their footers become the
-        commit's add actions. Whatever fails, from the write to the commit, deletes the folder."""
+    def _commit_written(self, definition, write: Callable[[str], Optional[Sequence[str]]], *, mode, operation,
+                        metadata, partition_filters=None, extra_actions=(), check_where=None, retries=0) -> int:
+        """``write(folder)`` writes Parquet files into a new folder of the table and returns their paths
+        relative to it (or None: every Parquet file in the folder); their footers become the commit's add
+        actions. Whatever fails, from the write to the commit, deletes the folder."""
         folder = self._new_folder()
         try:
-            write(folder)
-            actions = self._add_actions(definition, self._footers(definition, folder))
+            written = write(folder)
+            actions = self._add_actions(definition, self._footers(definition, folder, written))
             if check_where:
                 for a in actions:
                     for col, allowed in check_where.items():
@@ -388,13 +398,15 @@ class DeltaRsStore(DeltaStore):
                            partition_filters=filters, check_where=where_s)
 
     # -- data files written by the caller (executors writing Parquet with Arrow, no Spark writer) -------
-    def replace_partitions_with_files(self, table, write_files: Callable[[str], None], where, *,
+    def replace_partitions_with_files(self, table, write_files: Callable[[str], Sequence[str]], where, *,
                                       metadata=None) -> int:
         """Like :meth:`replace_partitions`, but the rows are Parquet files that ``write_files(folder_uri)``
         writes under ``folder_uri`` (a new, empty folder inside the table), each file in the
         sub-folder :func:`partition_dir` names for its partition values and holding every column of the
-        table, partition columns included. Their footers are checked and committed exactly as for a
-        Spark write: one new version; nothing committed, and the folder deleted, if anything fails."""
+        table, partition columns included; it returns the paths of the files to commit, relative to
+        ``folder_uri`` (other files found there, e.g. from a failed task attempt, are deleted). Their
+        footers are checked and committed exactly as for a Spark write: one new version; nothing
+        committed, and the folder deleted, if anything fails."""
         definition = self.definition(table)
         where_s = self._check_where(definition, where)
         filters = [(col, "in", values) for col, values in where_s.items()]
