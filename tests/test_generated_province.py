@@ -108,7 +108,9 @@ def test_spark_grouping_job_equals_the_pandas_core_on_100k_generated_cases(spark
         *[c for c in CATALOGUE["claims"].columns if c not in ("ingest_run_id", "ingested_at")],
         F.lit("t").alias("ingest_run_id"), F.lit(datetime.now(timezone.utc)).alias("ingested_at"))
     store = DeltaRsStore(spark, str(tmp_path / "warehouse"))
-    store.append("claims", claims)
+    odd = F.abs(F.hash("claim_id")) % 2 == 1
+    store.append("claims", claims.filter(odd))  # two commits: two files in each partition
+    store.append("claims", claims.filter(~odd))
     claims = store.read("claims")
     assert claims.count() == 100_000
 
@@ -120,15 +122,16 @@ def test_spark_grouping_job_equals_the_pandas_core_on_100k_generated_cases(spark
         "claim_id", "mdc", "adrg", "drg", "group_status", "has_mcc", "has_cc", "cc_code", "invalid_reason", "trace"
     ).toPandas().sort_values("claim_id").reset_index(drop=True)
 
-    # the file-wise path (small batches and tasks, so partitions span batches and batches span partitions)
-    # writes the very same rows, every column
+    # the file-wise path writes the very same rows, every column; with small batches and tasks, so that
+    # partitions span batches, batches span partitions, and partitions are split between tasks by file
     months = sorted(r[0] for r in claims.select("discharge_month").distinct().collect())
-    _, results = replace_grouped_claims(spark, store, store.data_files("claims"), months, {"chs-drg-1.1": scheme},
-                                        policy, run_id="r", grouped_at=grouped_at, batch_rows=7_000,
-                                        task_rows=30_000)
+    files = store.data_files("claims")
+    _, results = replace_grouped_claims(spark, store, files, months, {"chs-drg-1.1": scheme}, policy, run_id="r",
+                                        grouped_at=grouped_at, batch_rows=7_000, task_rows=120, tasks=3)
     by_files = store.read("grouped_claims")
-    assert by_files.count() == 100_000 == sum(r.rows_out for r in results)
-    assert len(by_files.inputFiles()) == len(results) == len(store.data_files("claims"))
+    assert by_files.count() == 100_000 == sum(r.rows_out for r in results) == sum(r.rows_logged for r in results)
+    partitions = {tuple(f.partition_values.values()) for f in files}
+    assert len(partitions) < len(results) == len(by_files.inputFiles()) <= len(files)
     assert by_files.exceptAll(rows).count() == 0 and rows.exceptAll(by_files).count() == 0
 
     cases = claims.select("claim_id", *GROUPER_INPUTS).toPandas().sort_values("claim_id").reset_index(drop=True)

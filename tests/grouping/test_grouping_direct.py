@@ -31,6 +31,12 @@ def test_partitions_are_dealt_whole_largest_first_to_the_least_loaded_task():
     assert [f.path for f in dealt[0][0][1]] == ["/t/a0", "/t/a1"]  # a partition's files stay together, sorted
     # more tasks than partitions: one partition each, no empty task
     assert len(deal_partitions(files[:2], ("region", "discharge_month"), 8)) == 1
+    # a partition above split_rows with several files is cut into runs of files (never inside a file):
+    # A -> [a0 10, a1 50] exceeds 40 -> runs [a0] (10) and [a1] (50); units A/a1 50, B 40, C 30, D 20,
+    # A/a0 10, E 5 dealt to 3 tasks: a1->t0, B->t1, C->t2, D->t2 (50), A/a0->t1 (50), E->t0 (55)
+    dealt = deal_partitions(files, ("region", "discharge_month"), 3, split_rows=40)
+    assert [[(k[0], [f.path[3:] for f in fs]) for k, fs in t] for t in dealt] == [
+        [("A", ["a1"]), ("E", ["e"])], [("A", ["a0"]), ("B", ["b"])], [("C", ["c"]), ("D", ["d"])]]
 
 
 def test_partition_folders_match_the_spark_writes_names():
@@ -109,8 +115,8 @@ def test_claims_files_written_by_another_engine_get_their_partition_columns_from
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     version, results = replace_grouped_claims(spark, foreign, files, MONTHS, _dirs(schemes_dir), POLICY,
                                               run_id="r", grouped_at=at)
-    assert version == 0 and sorted((r.partition, r.rows_in, r.rows_out) for r in results) == [
-        (("530100", "2024-03"), 2, 2), (("532300", "2023-12"), 1, 1), (("532300", "2024-03"), 1, 1)]
+    assert version == 0 and sorted((r.partition, r.rows_logged, r.rows_in, r.rows_out) for r in results) == [
+        (("530100", "2024-03"), 2, 2, 2), (("532300", "2023-12"), 1, 1, 1), (("532300", "2024-03"), 1, 1, 1)]
     by_files = foreign.read("grouped_claims")
     by_dataframe = group_claims(claims_store.read("claims"), _dirs(schemes_dir), POLICY, run_id="r", grouped_at=at)
     assert by_files.count() == 4

@@ -6,15 +6,17 @@ partition and write them with Spark's Parquet writer. On 1 M claims on ``local[2
 20 s, of which the grouping is about 1 s (bench/RESULTS.md). This path keeps every row in Arrow:
 
 * the driver takes the snapshot's file list from the Delta log (no Spark read) and deals the
-  ``claims`` partitions of the period out to tasks, whole partitions per task, balanced by rows;
+  ``claims`` partitions of the period out to tasks, balanced by rows (whole partitions, unless a
+  partition holds more than ``task_rows`` rows in several files: then runs of its files);
 * each task reads its files with Arrow (in batches), groups them with the same
-  :class:`~casemix.grouping.distributed.BatchGrouper` as the DataFrame path, and writes each
-  partition's rows as one Parquet file into the folder the store gave it, in the partition's
-  sub-folder (``claims`` and ``grouped_claims`` have the same partition columns, so no row moves
+  :class:`~casemix.grouping.distributed.BatchGrouper` as the DataFrame path, and writes the rows
+  of each partition (or run of files) as one Parquet file into the folder the store gave it, in the
+  partition's sub-folder (``claims`` and ``grouped_claims`` have the same partition columns, so no row moves
   between tasks: there is no shuffle);
 * the store reads the new files' footers and commits them in one version
   (:meth:`casemix.storage.deltars.DeltaRsStore.replace_partitions_with_files`), after the job
-  checked that every claim read came out as exactly one grouped row.
+  checked that every claim read came out as exactly one grouped row, and that the rows read are
+  the rows the Delta log says the files hold.
 
 Spark still schedules the tasks (``spark-submit`` on a cluster, ``local[*]`` here), so executors
 need read and write access to the warehouse through ``pyarrow.fs`` (local paths, HDFS, S3).
@@ -53,31 +55,45 @@ class GroupingCountError(RuntimeError):
 
 @dataclass(frozen=True)
 class PartitionResult:
-    """What a task did with one ``claims`` partition: rows read and written, and the file written
-    (relative to the output folder; None for a partition without rows)."""
+    """What a task did with one unit of work (a ``claims`` partition, or some of a large partition's
+    files): rows the log says the files hold (None if it has no counts), rows read and rows written,
+    and the file written (relative to the output folder; None when there were no rows)."""
 
     partition: tuple
+    rows_logged: int | None
     rows_in: int
     rows_out: int
     file: str | None
 
 
-def deal_partitions(files: Sequence[DataFile], partition_by: Sequence[str], tasks: int) -> list[list[tuple]]:
-    """The files grouped by partition and the partitions dealt out to at most ``tasks`` tasks, largest
-    first to the task with the fewest rows so far; returns per task a list of
-    ``(partition values tuple, [DataFile, ...])``, partitions and files in a stable order."""
+def deal_partitions(files: Sequence[DataFile], partition_by: Sequence[str], tasks: int,
+                    split_rows: int | None = None) -> list[list[tuple]]:
+    """The files grouped by partition and dealt out to at most ``tasks`` tasks, largest first to the
+    task with the fewest rows so far. A partition stays in one task unless it holds more than
+    ``split_rows`` rows in several files: then its files are cut into runs of about ``split_rows``
+    rows, dealt separately (each becomes its own output file). Returns per task a list of
+    ``(partition values tuple, [DataFile, ...])``, in a stable order."""
     by_part: dict[tuple, list[DataFile]] = {}
     for f in files:
         by_part.setdefault(tuple(f.partition_values.get(c) for c in partition_by), []).append(f)
-    sizes = {k: sum((f.rows if f.rows is not None else 1) for f in v) for k, v in by_part.items()}
-    n = max(1, min(tasks, len(by_part)))
+    size = lambda f: f.rows if f.rows is not None else 1  # noqa: E731
+    units: list[tuple[tuple, list[DataFile]]] = []
+    for key in sorted(by_part):
+        run: list[DataFile] = []
+        for f in sorted(by_part[key], key=lambda f: f.path):
+            if run and split_rows and sum(map(size, run)) + size(f) > split_rows:
+                units.append((key, run))
+                run = []
+            run.append(f)
+        units.append((key, run))
+    n = max(1, min(tasks, len(units)))
     load = [0] * n
     dealt: list[list[tuple]] = [[] for _ in range(n)]
-    for key in sorted(by_part, key=lambda k: (-sizes[k], k)):
+    for i_unit in sorted(range(len(units)), key=lambda u: (-sum(map(size, units[u][1])), u)):
         i = min(range(n), key=lambda j: (load[j], j))
-        dealt[i].append((key, sorted(by_part[key], key=lambda f: f.path)))
-        load[i] += sizes[key]
-    return [sorted(d, key=lambda kv: kv[0]) for d in dealt if d]
+        dealt[i].append(i_unit)
+        load[i] += sum(map(size, units[i_unit][1]))
+    return [[units[u] for u in sorted(d)] for d in dealt if d]
 
 
 def _conform(batch: pa.RecordBatch, f: DataFile, names: list[str], schema: pa.Schema) -> pa.RecordBatch:
@@ -107,44 +123,43 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
                            **grouper_args)
     fs, root = pafs.FileSystem.from_uri(folder_uri)
     task_id = uuid.uuid4().hex[:12]
-    writers: dict[tuple, pq.ParquetWriter] = {}
-    paths: dict[tuple, str] = {}
-    counts: dict[tuple, list[int]] = {}
-    pending: list[tuple[tuple, pa.RecordBatch]] = []
-    done: list[tuple] = []
+    writers: dict[int, pq.ParquetWriter] = {}  # per unit of work (index in ``parts``)
+    paths: dict[int, str] = {}
+    counts: dict[int, list] = {}  # unit -> [partition, rows in log, rows in, rows out]
+    pending: list[tuple[int, pa.RecordBatch]] = []
+    done: list[int] = []
 
     def flush() -> Iterator[PartitionResult]:
         if pending:
-            table = pa.Table.from_batches([b for _, b in pending]).combine_chunks()
-            batch = table.to_batches()[0] if table.num_rows else None
-            if batch is not None:
-                schemes = scheme_ids(policy, batch.column("region"), batch.column("discharge_date"))
-                grouped = grouper(batch.append_column("scheme_id", schemes))
-                offset = 0
-                for key, piece in pending:
-                    rows = grouped.slice(offset, piece.num_rows)
-                    offset += piece.num_rows
-                    if key not in writers:
-                        values = dict(zip(target.partition_by, key))
-                        rel = f"{partition_dir(target, values)}/part-{task_id}-{len(paths):05d}.parquet"
-                        fs.create_dir(f"{root.rstrip('/')}/{rel.rsplit('/', 1)[0]}", recursive=True)
-                        writers[key] = pq.ParquetWriter(f"{root.rstrip('/')}/{rel}", grouped.schema, filesystem=fs,
-                                                        compression="snappy")
-                        paths[key] = rel
-                    writers[key].write_batch(rows)
-                    counts[key][1] += rows.num_rows
+            batch = pa.Table.from_batches([b for _, b in pending]).combine_chunks().to_batches()[0]
+            schemes = scheme_ids(policy, batch.column("region"), batch.column("discharge_date"))
+            grouped = grouper(batch.append_column("scheme_id", schemes))
+            offset = 0
+            for unit, piece in pending:
+                rows = grouped.slice(offset, piece.num_rows)
+                offset += piece.num_rows
+                if unit not in writers:
+                    values = dict(zip(target.partition_by, counts[unit][0]))
+                    rel = f"{partition_dir(target, values)}/part-{task_id}-{len(paths):05d}.parquet"
+                    fs.create_dir(f"{root.rstrip('/')}/{rel.rsplit('/', 1)[0]}", recursive=True)
+                    writers[unit] = pq.ParquetWriter(f"{root.rstrip('/')}/{rel}", grouped.schema, filesystem=fs,
+                                                     compression="snappy")
+                    paths[unit] = rel
+                writers[unit].write_batch(rows)
+                counts[unit][3] += rows.num_rows
             pending.clear()
-        for key in done:
-            if key in writers:
-                writers.pop(key).close()
-            yield PartitionResult(key, counts[key][0], counts[key][1], paths.get(key))
+        for unit in done:
+            if unit in writers:
+                writers.pop(unit).close()
+            yield PartitionResult(*counts[unit], paths.get(unit))
         done.clear()
 
     local = pafs.LocalFileSystem()
     try:
         buffered = 0
-        for key, files in parts:
-            counts[key] = [0, 0]
+        for unit, (key, files) in enumerate(parts):
+            logged = None if any(f.rows is None for f in files) else sum(f.rows for f in files)
+            counts[unit] = [key, logged, 0, 0]
             for f in files:
                 in_fs, in_path = pafs.FileSystem.from_uri(f.path) if "://" in f.path else (local, f.path)
                 pf = pq.ParquetFile(in_fs.open_input_file(in_path))
@@ -152,13 +167,13 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
                 for batch in pf.iter_batches(batch_size=batch_rows, columns=present):
                     if not batch.num_rows:
                         continue
-                    pending.append((key, _conform(batch, f, in_names, claims_schema)))
-                    counts[key][0] += batch.num_rows
+                    pending.append((unit, _conform(batch, f, in_names, claims_schema)))
+                    counts[unit][2] += batch.num_rows
                     buffered += batch.num_rows
                     if buffered >= batch_rows:
                         yield from flush()
                         buffered = 0
-            done.append(key)
+            done.append(unit)
         yield from flush()
     finally:
         for w in writers.values():
@@ -168,11 +183,14 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
 def group_claim_files(spark: SparkSession, files: Sequence[DataFile], scheme_dirs: Mapping[str, str],
                       policy: GroupingPolicy, folder_uri: str, *, run_id: str, grouped_at: datetime,
                       model_versions: Mapping[str, str] | None = None, cache_dir: str | None = None,
-                      batch_rows: int = DEFAULT_BATCH_ROWS, task_rows: int = DEFAULT_TASK_ROWS) -> list[PartitionResult]:
+                      batch_rows: int = DEFAULT_BATCH_ROWS, task_rows: int = DEFAULT_TASK_ROWS,
+                      tasks: int | None = None) -> list[PartitionResult]:
     """Group the ``claims`` data ``files`` into ``grouped_claims`` Parquet files under ``folder_uri``
-    (one file per partition, in its :func:`partition_dir` sub-folder), one Spark task per group of
-    partitions. Returns what happened to each partition; raises :class:`GroupingCountError` when the
-    rows written differ from the rows read (or from the log's row counts)."""
+    (one file per unit of work of :func:`deal_partitions`, in its :func:`partition_dir` sub-folder),
+    in ``tasks`` Spark tasks (default: 2 per core, or one per ``task_rows`` rows if that is more),
+    grouping ``batch_rows`` rows at a time. Returns what happened to each unit; raises
+    :class:`GroupingCountError` when the rows written differ from the rows read, or the rows read
+    from the rows the log says the files hold."""
     claims, target = CATALOGUE["claims"], CATALOGUE["grouped_claims"]
     if tuple(claims.partition_by) != tuple(target.partition_by):
         raise ValueError(f"claims is partitioned by {claims.partition_by}, grouped_claims by "
@@ -183,8 +201,9 @@ def group_claim_files(spark: SparkSession, files: Sequence[DataFile], scheme_dir
     if not files:
         return []
     total = sum(f.rows or 0 for f in files)
-    tasks = max(2 * spark.sparkContext.defaultParallelism, -(-total // task_rows))
-    dealt = deal_partitions(files, claims.partition_by, tasks)
+    if tasks is None:
+        tasks = max(2 * spark.sparkContext.defaultParallelism, -(-total // task_rows))
+    dealt = deal_partitions(files, claims.partition_by, tasks, split_rows=task_rows)
     ship = ship_schemes(spark, scheme_dirs)
     out_schema = to_arrow_schema(target.schema, timezone="UTC", prefers_large_types=False)
     grouper_args = dict(scheme_dirs=dict(scheme_dirs), versions=dict(model_versions or {}), run_id=run_id,
@@ -195,15 +214,13 @@ def group_claim_files(spark: SparkSession, files: Sequence[DataFile], scheme_dir
                      batch_rows=batch_rows)
 
     results = (spark.sparkContext.parallelize(dealt, len(dealt))
-               .mapPartitions(lambda it: run(p for task in it for p in task)).collect())
-    bad = [r for r in results if r.rows_in != r.rows_out]
-    expected = {key: sum(f.rows for f in fs) for task in dealt for key, fs in task
-                if all(f.rows is not None for f in fs)}
-    bad += [r for r in results if r.partition in expected and expected[r.partition] != r.rows_in]
-    if bad or len(results) != sum(len(t) for t in dealt):
+               .mapPartitions(lambda it: run([unit for task in it for unit in task])).collect())
+    bad = [r for r in results if r.rows_in != r.rows_out or r.rows_logged not in (None, r.rows_in)]
+    units = sum(len(t) for t in dealt)
+    if bad or len(results) != units:
         raise GroupingCountError(
             f"claims read and grouped rows written differ in {len(bad)} partition(s) "
-            f"(first: {bad[0] if bad else 'a partition without result'}); nothing committed")
+            f"(first: {bad[0] if bad else f'{len(results)} results for {units} units of work'}); nothing committed")
     return results
 
 
