@@ -142,3 +142,31 @@ def test_group_file_needs_neither_spark_nor_java(tmp_path, schemes_dir):
 
     group_file(schemes_dir / "chs-drg-1.1", cases, parquet_out)
     assert pd.read_parquet(parquet_out)["drg"].tolist()[:2] == ["GD15", "GD13"]
+
+
+def test_a_store_without_data_file_support_gets_the_dataframe_path_or_a_clear_error(ctx, tmp_path, schemes_dir):
+    from casemix.codes import load_codebook
+    from casemix.config import GroupingSettings
+    from casemix.ingest import discover_drops, ingest_drops
+    from casemix.jobkit import JobError
+    from casemix.storage.deltars import DeltaRsStore
+
+    class SparkWritesOnly(DeltaRsStore):  # as the delta-spark store: no replace_partitions_with_files
+        accepts_data_files = False
+
+    store = SparkWritesOnly(ctx.spark, ctx.store.warehouse)
+    drops = tmp_path / "drops" / "inpatient"
+    write_csv(drops / "region=530100" / "month=2024-03", [
+        record("G1", principal_dx="K35.200", secondary_dxs="", procedures="47.0100",
+               admission_date="2024-03-01", discharge_date="2024-03-05")])
+    ingest_drops(ctx.spark, store, discover_drops([str(drops)]), load_codebook(schemes_dir / "chs-drg-1.1"), KEY, "i")
+    run_job("casemix_jobs.register_scheme", ctx, [])
+
+    def with_io(io):
+        settings = ctx.settings.model_copy(update={"grouping": GroupingSettings(io=io)})
+        return JobContext.create(settings, "test", spark=ctx.spark, store=store)
+
+    with pytest.raises(JobError, match="grouping.io: files needs the delta-rs storage engine"):
+        run_job("casemix_jobs.group_claims", with_io("files"), [])
+    summary = run_job("casemix_jobs.group_claims", with_io("auto"), [])
+    assert summary["io"] == "dataframe" and summary["status.grouped"] == 1

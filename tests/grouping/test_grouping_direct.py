@@ -7,6 +7,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from casemix.grouping.direct import GroupingCountError, deal_partitions, replace_grouped_claims
@@ -18,7 +19,7 @@ from casemix.tables import CATALOGUE
 
 
 def _file(region, month, rows, name):
-    return DataFile(f"/t/{name}", {"region": region, "discharge_month": month}, rows, True)
+    return DataFile(f"/t/{name}", {"region": region, "discharge_month": month}, rows)
 
 
 def test_partitions_are_dealt_whole_largest_first_to_the_least_loaded_task():
@@ -39,12 +40,31 @@ def test_partitions_are_dealt_whole_largest_first_to_the_least_loaded_task():
         [("A", ["a1"]), ("E", ["e"])], [("A", ["a0"]), ("B", ["b"])], [("C", ["c"]), ("D", ["d"])]]
 
 
-def test_partition_folders_match_the_spark_writes_names():
+def test_partition_folders_match_the_spark_writes_names(spark):
+    from pyspark.sql import functions as F
+
     target = CATALOGUE["grouped_claims"]
     assert partition_dir(target, {"region": "530100", "discharge_month": "2024-03"}) == \
         "p_region=530100/p_discharge_month=2024-03"
-    # values outside [A-Za-z0-9_.-] become h + 16 hex digits of their SHA-256 (as the Spark write names them)
-    assert partition_dir(target, {"region": "昆明", "discharge_month": "2024-03"}).startswith("p_region=h")
+    # values outside [A-Za-z0-9_.-] become h + 16 hex digits of their SHA-256, as the Spark write names them
+    spark_name = spark.range(1).select(F.concat(F.lit("h"), F.substring(F.sha2(F.lit("昆明 1"), 256), 1, 16))).first()[0]
+    assert partition_dir(target, {"region": "昆明 1", "discharge_month": "2024-03"}) == \
+        f"p_region={spark_name}/p_discharge_month=2024-03"
+
+
+def test_partition_values_come_from_the_log_not_from_the_file():
+    from casemix.grouping.direct import _conform
+    from casemix.grouping.distributed import passed_columns
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = to_arrow_schema(CATALOGUE["claims"].schema, timezone="UTC", prefers_large_types=False)
+    batch = pa.RecordBatch.from_pydict({"claim_id": ["c1", "c2"], "region": ["999999", "999999"]})
+    f = DataFile("/t/x.parquet", {"region": "530100", "discharge_month": "2024-03"}, 2)
+    out = _conform(batch, f, passed_columns(), schema)
+    assert out.column("region").to_pylist() == ["530100", "530100"]
+    assert out.column("discharge_month").to_pylist() == ["2024-03", "2024-03"]
+    assert out.column("claim_id").to_pylist() == ["c1", "c2"]
+    assert out.column("principal_dx").null_count == 2  # a column the file lacks: nulls
 
 
 def test_scheme_per_row_in_arrow_is_the_spark_column_rule_including_ties(spark):
@@ -110,7 +130,7 @@ def test_claims_files_written_by_another_engine_get_their_partition_columns_from
     write_deltalake(foreign.location("claims"), arrow.cast(foreign._arrow_schema(CATALOGUE["claims"])),
                     partition_by=list(CATALOGUE["claims"].partition_by))
     files = foreign.data_files("claims")
-    assert len(files) == 3 and not any(f.holds_partition_columns for f in files)
+    assert len(files) == 3 and not any({"region", "discharge_month"} & set(pq.read_schema(f.path).names) for f in files)
 
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     version, results = replace_grouped_claims(spark, foreign, files, MONTHS, _dirs(schemes_dir), POLICY,
@@ -149,9 +169,9 @@ def test_only_the_files_the_tasks_report_are_committed_and_strays_are_deleted(sp
 
     def write(folder):
         results = group_claim_files(spark, files, _dirs(schemes_dir), POLICY, folder, run_id="r", grouped_at=at)
-        written = [r.file for r in results if r.file]
+        written = {r.file: r.rows_out for r in results if r.file}
         # a copy of one written file under another name, as a second attempt of that task would leave it
-        src = Path(folder) / written[0]
+        src = Path(folder) / next(iter(written))
         stray = src.with_name("part-attempt2-00000.parquet")
         stray.write_bytes(src.read_bytes())
         strays.append(stray)
@@ -162,6 +182,13 @@ def test_only_the_files_the_tasks_report_are_committed_and_strays_are_deleted(sp
     assert not strays[0].exists()
 
     with pytest.raises(StorageError, match="not there"):
-        claims_store.replace_partitions_with_files("grouped_claims", lambda folder: ["p_region=x/missing.parquet"],
+        claims_store.replace_partitions_with_files("grouped_claims", lambda folder: {"p_region=x/missing.parquet": 1},
                                                    {"discharge_month": MONTHS})
+
+    def miscounted(folder):  # a task that reports one row more than its file holds
+        results = group_claim_files(spark, files, _dirs(schemes_dir), POLICY, folder, run_id="r", grouped_at=at)
+        return {r.file: r.rows_out + (r.partition == ("530100", "2024-03")) for r in results if r.file}
+
+    with pytest.raises(StorageError, match="do not hold the rows reported"):
+        claims_store.replace_partitions_with_files("grouped_claims", miscounted, {"discharge_month": MONTHS})
     assert claims_store.version("grouped_claims") == 0

@@ -15,8 +15,9 @@ partition and write them with Spark's Parquet writer. On 1 M claims on ``local[2
   between tasks: there is no shuffle);
 * the store reads the new files' footers and commits them in one version
   (:meth:`casemix.storage.deltars.DeltaRsStore.replace_partitions_with_files`), after the job
-  checked that every claim read came out as exactly one grouped row, and that the rows read are
-  the rows the Delta log says the files hold.
+  checked that every claim read came out as one grouped row and that each file read held the rows
+  the Delta log counts for it (where the log has counts); the store then checks that each file
+  committed holds the rows its task reported.
 
 Spark still schedules the tasks (``spark-submit`` on a cluster, ``local[*]`` here), so executors
 need read and write access to the warehouse through ``pyarrow.fs`` (local paths, HDFS, S3).
@@ -56,14 +57,17 @@ class GroupingCountError(RuntimeError):
 @dataclass(frozen=True)
 class PartitionResult:
     """What a task did with one unit of work (a ``claims`` partition, or some of a large partition's
-    files): rows the log says the files hold (None if it has no counts), rows read and rows written,
-    and the file written (relative to the output folder; None when there were no rows)."""
+    files): rows the log says the files hold (None if it lacks a count), rows read and rows written,
+    the file written (relative to the output folder; None when there were no rows), and the files
+    whose rows read differ from their count in the log."""
 
     partition: tuple
     rows_logged: int | None
     rows_in: int
     rows_out: int
     file: str | None
+    #: files of the unit whose rows read differ from the log's count: (path, rows in log, rows read)
+    unlike_log: tuple = ()
 
 
 def deal_partitions(files: Sequence[DataFile], partition_by: Sequence[str], tasks: int,
@@ -97,16 +101,18 @@ def deal_partitions(files: Sequence[DataFile], partition_by: Sequence[str], task
 
 
 def _conform(batch: pa.RecordBatch, f: DataFile, names: list[str], schema: pa.Schema) -> pa.RecordBatch:
-    """A batch read from ``f`` with exactly the columns ``names`` of ``schema``: partition columns
-    from the log when the file does not hold them, columns the file lacks (older schema) as nulls."""
+    """A batch read from ``f`` with exactly the columns ``names`` of ``schema``: partition columns from
+    the log (authoritative, whether or not the file holds them), columns the file lacks (older schema)
+    as nulls."""
     n = batch.num_rows
     cols = []
     for name in names:
         field = schema.field(name)
-        if name in batch.schema.names:
+        if name in f.partition_values:
+            value = f.partition_values[name]
+            arr = pa.repeat(pa.scalar(value, pa.string()), n) if value is not None else pa.nulls(n, pa.string())
+        elif name in batch.schema.names:
             arr = batch.column(name)
-        elif name in f.partition_values:
-            arr = pa.repeat(pa.scalar(f.partition_values[name], pa.string()), n)
         else:
             arr = pa.nulls(n, field.type)
         cols.append(arr if arr.type == field.type else arr.cast(field.type))
@@ -126,12 +132,13 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
     writers: dict[int, pq.ParquetWriter] = {}  # per unit of work (index in ``parts``)
     paths: dict[int, str] = {}
     counts: dict[int, list] = {}  # unit -> [partition, rows in log, rows in, rows out]
+    unlike: dict[int, list] = {}
     pending: list[tuple[int, pa.RecordBatch]] = []
     done: list[int] = []
 
     def flush() -> Iterator[PartitionResult]:
         if pending:
-            batch = pa.Table.from_batches([b for _, b in pending]).combine_chunks().to_batches()[0]
+            batch = pa.concat_batches([b for _, b in pending])
             schemes = scheme_ids(policy, batch.column("region"), batch.column("discharge_date"))
             grouped = grouper(batch.append_column("scheme_id", schemes))
             offset = 0
@@ -151,7 +158,7 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
         for unit in done:
             if unit in writers:
                 writers.pop(unit).close()
-            yield PartitionResult(*counts[unit], paths.get(unit))
+            yield PartitionResult(*counts[unit], paths.get(unit), tuple(unlike[unit]))
         done.clear()
 
     local = pafs.LocalFileSystem()
@@ -160,19 +167,25 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
         for unit, (key, files) in enumerate(parts):
             logged = None if any(f.rows is None for f in files) else sum(f.rows for f in files)
             counts[unit] = [key, logged, 0, 0]
+            unlike[unit] = []
             for f in files:
                 in_fs, in_path = pafs.FileSystem.from_uri(f.path) if "://" in f.path else (local, f.path)
-                pf = pq.ParquetFile(in_fs.open_input_file(in_path))
-                present = [n for n in in_names if n in pf.schema_arrow.names]
-                for batch in pf.iter_batches(batch_size=batch_rows, columns=present):
-                    if not batch.num_rows:
-                        continue
-                    pending.append((unit, _conform(batch, f, in_names, claims_schema)))
-                    counts[unit][2] += batch.num_rows
-                    buffered += batch.num_rows
-                    if buffered >= batch_rows:
-                        yield from flush()
-                        buffered = 0
+                read = 0
+                with in_fs.open_input_file(in_path) as handle:
+                    pf = pq.ParquetFile(handle)
+                    present = [n for n in in_names if n in pf.schema_arrow.names]
+                    for batch in pf.iter_batches(batch_size=batch_rows, columns=present):
+                        if not batch.num_rows:
+                            continue
+                        pending.append((unit, _conform(batch, f, in_names, claims_schema)))
+                        read += batch.num_rows
+                        buffered += batch.num_rows
+                        if buffered >= batch_rows:
+                            yield from flush()
+                            buffered = 0
+                counts[unit][2] += read
+                if f.rows is not None and f.rows != read:
+                    unlike[unit].append((f.path, f.rows, read))
             done.append(unit)
         yield from flush()
     finally:
@@ -215,7 +228,7 @@ def group_claim_files(spark: SparkSession, files: Sequence[DataFile], scheme_dir
 
     results = (spark.sparkContext.parallelize(dealt, len(dealt))
                .mapPartitions(lambda it: run([unit for task in it for unit in task])).collect())
-    bad = [r for r in results if r.rows_in != r.rows_out or r.rows_logged not in (None, r.rows_in)]
+    bad = [r for r in results if r.rows_in != r.rows_out or r.unlike_log]
     units = sum(len(t) for t in dealt)
     if bad or len(results) != units:
         raise GroupingCountError(
@@ -232,9 +245,9 @@ def replace_grouped_claims(spark: SparkSession, store, files: Sequence[DataFile]
     the tasks report: one new version. Returns it and what happened to each partition."""
     results: list[PartitionResult] = []
 
-    def write(folder_uri: str) -> list[str]:
+    def write(folder_uri: str) -> dict[str, int]:
         results.extend(group_claim_files(spark, files, scheme_dirs, policy, folder_uri, **options))
-        return [r.file for r in results if r.file]
+        return {r.file: r.rows_out for r in results if r.file}
 
     version = store.replace_partitions_with_files("grouped_claims", write, {"discharge_month": list(months)},
                                                   metadata=metadata)

@@ -113,13 +113,12 @@ def _stat_value(value: Any) -> Any:
 @dataclass(frozen=True)
 class DataFile:
     """One data file of a table snapshot: its path (local path or URI that ``pyarrow.fs`` opens), its
-    partition values as the log writes them, its row count (None when the log has no stats), and
-    whether the file itself holds the partition columns (true for files this engine wrote)."""
+    partition values as the log writes them (they, not the file's contents, are the rows' partition
+    values), and its row count (None when the log has no stats)."""
 
     path: str
     partition_values: dict[str, Optional[str]]
     rows: Optional[int]
-    holds_partition_columns: bool
 
 
 def partition_dir(definition: TableDef, values: Mapping[str, Any]) -> str:
@@ -207,8 +206,9 @@ class DeltaRsStore(DeltaStore):
         except FileNotFoundError:  # nothing written (no rows)
             infos = []
         found = [i.path for i in infos if i.type == pafs.FileType.File]
-        if only is None:
-            paths = [p for p in found if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith((".", "_"))]
+        if only is None:  # data files only: no hidden or "_" file or folder (e.g. _temporary, _SUCCESS)
+            paths = [p for p in found if p.endswith(".parquet")
+                     and not any(part.startswith((".", "_")) for part in p[len(base) + 1:].split("/"))]
         else:
             paths = [f"{base}/{rel.lstrip('/')}" for rel in only]
             missing = sorted(set(paths) - set(found))
@@ -287,7 +287,8 @@ class DeltaRsStore(DeltaStore):
         metadata: Mapping[str, str] | None,
         partition_filters=None,
         create_if_missing: bool = True,
-    ) -> int:
+    ) -> str:
+        """Commit ``actions``; returns the commit's id (:meth:`_version_of` finds its version)."""
         commit_id = uuid.uuid4().hex
         custom = {_META_WRITER: WRITER, _META_COMMIT: commit_id, "casemix.operation": operation}
         custom.update({k: str(v) for k, v in (metadata or {}).items()})
@@ -307,7 +308,7 @@ class DeltaRsStore(DeltaStore):
                     configuration=definition.table_properties or None,
                     commit_properties=props,
                 )
-                return self._version_of(definition, commit_id)
+                return commit_id
             except Exception:
                 if not self.exists(definition):
                     raise
@@ -321,7 +322,7 @@ class DeltaRsStore(DeltaStore):
             partition_filters=partition_filters,
             commit_properties=props,
         )
-        return self._version_of(definition, commit_id)
+        return commit_id
 
     def _version_of(self, definition: TableDef, commit_id: str) -> int:
         """The version our commit got: read from the log files themselves, newest first (delta-rs's
@@ -342,15 +343,24 @@ class DeltaRsStore(DeltaStore):
                                     operation=operation, metadata=metadata, partition_filters=partition_filters,
                                     extra_actions=extra_actions, check_where=check_where, retries=retries)
 
-    def _commit_written(self, definition, write: Callable[[str], Optional[Sequence[str]]], *, mode, operation,
+    def _commit_written(self, definition, write: Callable[[str], Optional[Mapping[str, int]]], *, mode, operation,
                         metadata, partition_filters=None, extra_actions=(), check_where=None, retries=0) -> int:
         """``write(folder)`` writes Parquet files into a new folder of the table and returns their paths
-        relative to it (or None: every Parquet file in the folder); their footers become the commit's add
-        actions. Whatever fails, from the write to the commit, deletes the folder."""
+        relative to it with the rows each must hold (or None: every Parquet file in the folder); their
+        footers become the commit's add actions. Whatever fails, from the write up to the commit,
+        deletes the folder; once the commit has landed, nothing is deleted."""
         folder = self._new_folder()
         try:
             written = write(folder)
-            actions = self._add_actions(definition, self._footers(definition, folder, written))
+            footers = self._footers(definition, folder, None if written is None else list(written))
+            if written is not None:
+                base = f"{self._root.rstrip('/')}/{definition.name}/{folder}/"
+                wrong = [(f["path"][len(base):], f["rows"], written[f["path"][len(base):]]) for f in footers
+                         if f["rows"] != written[f["path"][len(base):]]]
+                if wrong:
+                    raise StorageError(f"{len(wrong)} file(s) written to {definition.name} do not hold the rows "
+                                       f"reported (file, rows, reported), e.g. {wrong[0]}; nothing committed")
+            actions = self._add_actions(definition, footers)
             if check_where:
                 for a in actions:
                     for col, allowed in check_where.items():
@@ -362,8 +372,9 @@ class DeltaRsStore(DeltaStore):
             attempt = 0
             while True:
                 try:
-                    return self._commit(definition, list(extra_actions) + actions, mode, operation, metadata,
-                                        partition_filters)
+                    commit_id = self._commit(definition, list(extra_actions) + actions, mode, operation, metadata,
+                                             partition_filters)
+                    break
                 except CommitFailedError as exc:
                     if attempt < retries:
                         attempt += 1
@@ -376,6 +387,7 @@ class DeltaRsStore(DeltaStore):
         except BaseException:
             self._discard(definition, folder)
             raise
+        return self._version_of(definition, commit_id)
 
     def create(self, table) -> int:
         definition = self.definition(table)
@@ -398,15 +410,16 @@ class DeltaRsStore(DeltaStore):
                            partition_filters=filters, check_where=where_s)
 
     # -- data files written by the caller (executors writing Parquet with Arrow, no Spark writer) -------
-    def replace_partitions_with_files(self, table, write_files: Callable[[str], Sequence[str]], where, *,
+    def replace_partitions_with_files(self, table, write_files: Callable[[str], Mapping[str, int]], where, *,
                                       metadata=None) -> int:
         """Like :meth:`replace_partitions`, but the rows are Parquet files that ``write_files(folder_uri)``
         writes under ``folder_uri`` (a new, empty folder inside the table), each file in the
         sub-folder :func:`partition_dir` names for its partition values and holding every column of the
-        table, partition columns included; it returns the paths of the files to commit, relative to
-        ``folder_uri`` (other files found there, e.g. from a failed task attempt, are deleted). Their
-        footers are checked and committed exactly as for a Spark write: one new version; nothing
-        committed, and the folder deleted, if anything fails."""
+        table, partition columns included; it returns the files to commit, as paths relative to
+        ``folder_uri`` with the rows each holds (other files found there, e.g. from a failed task
+        attempt, are deleted). A file whose footer holds other rows than reported stops the commit.
+        The footers are checked and committed exactly as for a Spark write: one new version; nothing
+        committed, and the folder deleted, if anything fails before the commit."""
         definition = self.definition(table)
         where_s = self._check_where(definition, where)
         filters = [(col, "in", values) for col, values in where_s.items()]
@@ -423,7 +436,6 @@ class DeltaRsStore(DeltaStore):
         definition = self.definition(table)
         dt = self._open(definition, version)
         allowed = self._check_where(definition, where) if where else {}
-        in_file = self._written_by_us(dt)
         rows = {a["path"]: a.get("num_records")
                 for a in pa.table(dt.get_add_actions(flatten=True)).select(["path", "num_records"]).to_pylist()}
         out = []
@@ -431,7 +443,7 @@ class DeltaRsStore(DeltaStore):
             pv = f["partition_values"]
             if all(pv.get(col) in values for col, values in allowed.items()):
                 n = rows.get(f["path"])
-                out.append(DataFile(f["abs"], dict(pv), None if n is None else int(n), in_file))
+                out.append(DataFile(f["abs"], dict(pv), None if n is None else int(n)))
         return out
 
     def merge(self, table, df, *, metadata=None) -> MergeResult:
