@@ -30,6 +30,36 @@ def run_job(module_name, ctx, argv):
     return module.run(ctx, build_parser(module).parse_args(argv))
 
 
+def ingest_sample_claims(spark, store, tmp_path, schemes_dir):
+    """Five claims in three partitions ingested into ``store``'s ``claims`` (expected DRGs in comments)."""
+    from casemix.codes import load_codebook
+    from casemix.ingest import discover_drops, ingest_drops
+
+    drops = tmp_path / "drops" / "inpatient"
+    write_csv(drops / "region=530100" / "month=2024-03", [
+        # appendicectomy for perforated appendicitis, no complication -> GD15
+        record("G1", principal_dx="K35.200", secondary_dxs="", procedures="47.0100",
+               admission_date="2024-03-01", discharge_date="2024-03-05"),
+        # same with acute respiratory failure (J96.000, an MCC) -> GD13 under CHS 1.1 (split mcc_or_cc)
+        record("G2", principal_dx="K35.200", secondary_dxs="J96.000", procedures="47.0100",
+               admission_date="2024-03-01", discharge_date="2024-03-05"),
+        # a principal diagnosis outside every MDC list -> 0000
+        record("G3", principal_dx="I10.x00", secondary_dxs="", procedures="",
+               admission_date="2024-03-01", discharge_date="2024-03-05"),
+    ])
+    # Chuxiong (532300) uses yunnan-2023 from 2024-01-01 (conf/policy/default.yaml): its GD1 splits by MCC -> GD11
+    write_csv(drops / "region=532300" / "month=2024-03", [
+        record("Y1", region="532300", principal_dx="K35.200", secondary_dxs="J96.000", procedures="47.0100",
+               admission_date="2024-03-01", discharge_date="2024-03-05"),
+    ])
+    write_csv(drops / "region=532300" / "month=2023-12", [
+        record("Y0", region="532300", principal_dx="K35.200", secondary_dxs="J96.000", procedures="47.0100",
+               admission_date="2023-12-01", discharge_date="2023-12-05"),
+    ])
+    ingest_drops(spark, store, discover_drops([str(drops)]), load_codebook(schemes_dir / "chs-drg-1.1"),
+                 KEY, "ingest-1")
+
+
 def test_registering_unchanged_scheme_data_reuses_the_version(ctx):
     first = run_job("casemix_jobs.register_scheme", ctx, ["chs-drg-1.1", "--alias", "production"])
     again = run_job("casemix_jobs.register_scheme", ctx, ["chs-drg-1.1", "--alias", "production"])
@@ -57,36 +87,12 @@ def test_the_registered_model_groups_a_pandas_frame(ctx):
 @pytest.mark.parametrize("io", ["files", "dataframe"])
 def test_group_claims_writes_the_drg_of_every_claim_with_the_scheme_of_its_region_and_date(ctx, tmp_path, schemes_dir,
                                                                                           io):
-    from casemix.codes import load_codebook
     from casemix.config import GroupingSettings
-    from casemix.ingest import discover_drops, ingest_drops
 
     ctx = JobContext.create(ctx.settings.model_copy(update={"grouping": GroupingSettings(io=io)}), "test",
                             spark=ctx.spark, store=ctx.store)
 
-    drops = tmp_path / "drops" / "inpatient"
-    write_csv(drops / "region=530100" / "month=2024-03", [
-        # appendicectomy for perforated appendicitis, no complication -> GD15
-        record("G1", principal_dx="K35.200", secondary_dxs="", procedures="47.0100",
-               admission_date="2024-03-01", discharge_date="2024-03-05"),
-        # same with acute respiratory failure (J96.000, an MCC) -> GD13 under CHS 1.1 (split mcc_or_cc)
-        record("G2", principal_dx="K35.200", secondary_dxs="J96.000", procedures="47.0100",
-               admission_date="2024-03-01", discharge_date="2024-03-05"),
-        # a principal diagnosis outside every MDC list -> 0000
-        record("G3", principal_dx="I10.x00", secondary_dxs="", procedures="",
-               admission_date="2024-03-01", discharge_date="2024-03-05"),
-    ])
-    # Chuxiong (532300) uses yunnan-2023 from 2024-01-01 (conf/policy/default.yaml): its GD1 splits by MCC -> GD11
-    write_csv(drops / "region=532300" / "month=2024-03", [
-        record("Y1", region="532300", principal_dx="K35.200", secondary_dxs="J96.000", procedures="47.0100",
-               admission_date="2024-03-01", discharge_date="2024-03-05"),
-    ])
-    write_csv(drops / "region=532300" / "month=2023-12", [
-        record("Y0", region="532300", principal_dx="K35.200", secondary_dxs="J96.000", procedures="47.0100",
-               admission_date="2023-12-01", discharge_date="2023-12-05"),
-    ])
-    ingest_drops(ctx.spark, ctx.store, discover_drops([str(drops)]), load_codebook(schemes_dir / "chs-drg-1.1"),
-                 KEY, "ingest-1")
+    ingest_sample_claims(ctx.spark, ctx.store, tmp_path, schemes_dir)
     run_job("casemix_jobs.register_scheme", ctx, [])
     summary = run_job("casemix_jobs.group_claims", ctx, [])
     rows = {r.claim_id: r for r in ctx.store.read("grouped_claims").collect()}
@@ -145,9 +151,7 @@ def test_group_file_needs_neither_spark_nor_java(tmp_path, schemes_dir):
 
 
 def test_a_store_without_data_file_support_gets_the_dataframe_path_or_a_clear_error(ctx, tmp_path, schemes_dir):
-    from casemix.codes import load_codebook
     from casemix.config import GroupingSettings
-    from casemix.ingest import discover_drops, ingest_drops
     from casemix.jobkit import JobError
     from casemix.storage.deltars import DeltaRsStore
 
@@ -155,11 +159,7 @@ def test_a_store_without_data_file_support_gets_the_dataframe_path_or_a_clear_er
         accepts_data_files = False
 
     store = SparkWritesOnly(ctx.spark, ctx.store.warehouse)
-    drops = tmp_path / "drops" / "inpatient"
-    write_csv(drops / "region=530100" / "month=2024-03", [
-        record("G1", principal_dx="K35.200", secondary_dxs="", procedures="47.0100",
-               admission_date="2024-03-01", discharge_date="2024-03-05")])
-    ingest_drops(ctx.spark, store, discover_drops([str(drops)]), load_codebook(schemes_dir / "chs-drg-1.1"), KEY, "i")
+    ingest_sample_claims(ctx.spark, store, tmp_path, schemes_dir)
     run_job("casemix_jobs.register_scheme", ctx, [])
 
     def with_io(io):
@@ -169,4 +169,4 @@ def test_a_store_without_data_file_support_gets_the_dataframe_path_or_a_clear_er
     with pytest.raises(JobError, match="grouping.io: files needs the delta-rs storage engine"):
         run_job("casemix_jobs.group_claims", with_io("files"), [])
     summary = run_job("casemix_jobs.group_claims", with_io("auto"), [])
-    assert summary["io"] == "dataframe" and summary["status.grouped"] == 1
+    assert summary["io"] == "dataframe" and summary["status.grouped"] == 4

@@ -88,26 +88,11 @@ def test_scheme_per_row_in_arrow_is_the_spark_column_rule_including_ties(spark):
 
 @pytest.fixture
 def claims_store(spark, tmp_path, schemes_dir):
-    """A claims table of four ingested records in three partitions."""
-    from casemix.codes import load_codebook
-    from casemix.ingest import discover_drops, ingest_drops
-    from tests.test_ingest import KEY, record, write_csv
+    """A claims table of five ingested records in three partitions."""
+    from tests.test_grouping_job import ingest_sample_claims
 
     store = DeltaRsStore(spark, str(tmp_path / "warehouse"))
-    drops = tmp_path / "drops" / "inpatient"
-    write_csv(drops / "region=530100" / "month=2024-03", [
-        record("G1", principal_dx="K35.200", secondary_dxs="", procedures="47.0100",
-               admission_date="2024-03-01", discharge_date="2024-03-05"),
-        record("G2", principal_dx="K35.200", secondary_dxs="J96.000", procedures="47.0100",
-               admission_date="2024-03-01", discharge_date="2024-03-05"),
-    ])
-    write_csv(drops / "region=532300" / "month=2024-03", [
-        record("Y1", region="532300", principal_dx="K35.200", secondary_dxs="J96.000", procedures="47.0100",
-               admission_date="2024-03-01", discharge_date="2024-03-05")])
-    write_csv(drops / "region=532300" / "month=2023-12", [
-        record("Y0", region="532300", principal_dx="K35.200", secondary_dxs="J96.000", procedures="47.0100",
-               admission_date="2023-12-01", discharge_date="2023-12-05")])
-    ingest_drops(spark, store, discover_drops([str(drops)]), load_codebook(schemes_dir / "chs-drg-1.1"), KEY, "i-1")
+    ingest_sample_claims(spark, store, tmp_path, schemes_dir)
     return store
 
 
@@ -136,13 +121,14 @@ def test_claims_files_written_by_another_engine_get_their_partition_columns_from
     version, results = replace_grouped_claims(spark, foreign, files, MONTHS, _dirs(schemes_dir), POLICY,
                                               run_id="r", grouped_at=at)
     assert version == 0 and sorted((r.partition, r.rows_logged, r.rows_in, r.rows_out) for r in results) == [
-        (("530100", "2024-03"), 2, 2, 2), (("532300", "2023-12"), 1, 1, 1), (("532300", "2024-03"), 1, 1, 1)]
+        (("530100", "2024-03"), 3, 3, 3), (("532300", "2023-12"), 1, 1, 1), (("532300", "2024-03"), 1, 1, 1)]
     by_files = foreign.read("grouped_claims")
     by_dataframe = group_claims(claims_store.read("claims"), _dirs(schemes_dir), POLICY, run_id="r", grouped_at=at)
-    assert by_files.count() == 4
+    assert by_files.count() == 5
     assert by_files.exceptAll(by_dataframe).count() == 0 and by_dataframe.exceptAll(by_files).count() == 0
     got = {r.claim_id: (r.region, r.discharge_month, r.scheme_id, r.drg) for r in by_files.collect()}
     assert got == {"G1": ("530100", "2024-03", "chs-drg-1.1", "GD15"), "G2": ("530100", "2024-03", "chs-drg-1.1", "GD13"),
+                   "G3": ("530100", "2024-03", "chs-drg-1.1", "0000"),
                    "Y0": ("532300", "2023-12", "chs-drg-1.1", "GD13"), "Y1": ("532300", "2024-03", "yunnan-2023", "GD11")}
 
 
@@ -178,7 +164,7 @@ def test_only_the_files_the_tasks_report_are_committed_and_strays_are_deleted(sp
         return written
 
     claims_store.replace_partitions_with_files("grouped_claims", write, {"discharge_month": MONTHS})
-    assert claims_store.read("grouped_claims").count() == 4  # not 4 + the stray's rows
+    assert claims_store.read("grouped_claims").count() == 5  # not 5 + the stray's rows
     assert not strays[0].exists()
 
     with pytest.raises(StorageError, match="not there"):
