@@ -4,8 +4,9 @@ For each size N the same generated province (cases validated exactly as ingestio
 as a Parquet file of claims under bench/.data/) is grouped with chs-drg-1.1 by
 
   (a) the vectorised core, ``group_frame``, on ONE core (process pinned to CPU 0, Arrow single-threaded),
-      over Arrow batches of 100 000 rows converted as the Spark job converts them (warm: one untimed
-      pass first, then the best of --repeat passes);
+      over Arrow batches of exactly 100 000 rows (the batch size of both grouping paths) converted as
+      the Spark job converts them, and again in batches of 250 000 rows (warm: one untimed pass first,
+      then the best of --repeat passes);
   (b) the Spark grouping job on ``local[2]``, reading a ``claims`` Delta table laid out as ingestion
       writes it (region x month partitions; made once under bench/.data/claims-table-N):
       the file-wise path (``casemix.grouping.direct``, the default with delta-rs: each task reads,
@@ -87,7 +88,7 @@ def prepare_claims(spark, n: int, data: Path) -> Path:
     return path
 
 
-def core_one_core(path: Path, n: int, repeat: int):
+def core_one_core(path: Path, n: int, repeat: int, batch_rows: int = 100_000):
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -96,17 +97,18 @@ def core_one_core(path: Path, n: int, repeat: int):
     from casemix.grouping.distributed import GROUPER_INPUTS
 
     compiled = load_compiled(schemes_dir() / SCHEME)
-    batches = []
-    for f in sorted(path.glob("*.parquet")):
-        for b in pq.ParquetFile(f).iter_batches(batch_size=100_000, columns=list(GROUPER_INPUTS)):
-            batches.append(b)
+    # batches of exactly batch_rows rows (the last one shorter), as both grouping paths cut them
+    table = pa.concat_tables(pq.read_table(f, columns=list(GROUPER_INPUTS)) for f in sorted(path.glob("*.parquet")))
+    batches = table.combine_chunks().to_batches(max_chunksize=batch_rows)
+    del table
     records = sum(b.num_rows for b in batches)
 
     def run():
         for b in batches:
             group_frame(compiled, pa.Table.from_batches([b]).to_pandas(types_mapper=pd.ArrowDtype))
 
-    return best_of("(a) vectorised core, 1 core", records, run, repeat, warmup=True), batches
+    name = "(a) vectorised core, 1 core" + ("" if batch_rows == 100_000 else f", {batch_rows // 1000}k batches")
+    return best_of(name, records, run, repeat, warmup=True), batches
 
 
 def reference(batches, sample: int, repeat: int):
@@ -234,11 +236,12 @@ def main() -> None:
         os.sched_setaffinity(0, {min(all_cpus)})
         pa.set_cpu_count(1)
         a, batches = core_one_core(paths[n], n, args.repeat)
+        a_large, _ = core_one_core(paths[n], n, args.repeat, batch_rows=250_000)
         c = reference(batches, args.reference_sample, args.repeat)
-        del batches
+        del batches, _
         os.sched_setaffinity(0, all_cpus)
         pa.set_cpu_count(len(all_cpus))
-        rows = [a, *spark_job(spark, paths[n], n, data, args.repeat, args.ceilings), c]
+        rows = [a, a_large, *spark_job(spark, paths[n], n, data, args.repeat, args.ceilings), c]
         print_table(f"Grouping {n:,} generated cases with {SCHEME}", rows, baseline=c.name)
         print()
     spark.stop()

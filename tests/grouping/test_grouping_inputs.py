@@ -240,3 +240,27 @@ def test_group_record_accepts_pipe_strings(schemes):
 def test_bad_unknown_codes_argument(compiled):
     with pytest.raises(ValueError):
         group_frame(compiled(CHS), _frame("lists"), unknown_codes="drop")
+
+
+@pytest.mark.parametrize("maps", [False, True])
+def test_arrow_backed_and_object_columns_give_identical_results_on_messy_codes(compiled, maps):
+    """Arrow-backed columns look principal and secondary diagnoses up in one call; object columns
+    look the principal diagnosis up through a dictionary: both must agree on blanks, padding, unknown
+    codes (and which code the trace names) and mapped codes, row by row."""
+    df = pd.DataFrame({
+        "sex": ["1", "2", "1", "1", "2", "1", "2", "1"],
+        "age_years": [60, 40, 30, 70, 50, 20, 65, 45],
+        "principal_dx": ["I21.001", " I21.001 ", "", None, "X99.999", "K35.200", "I21.001", "K35.200"],
+        "secondary_dxs": [["I50.900"], [" I50.900", ""], ["I50.900"], [], ["", "  "], ["Q99.999", "I50.900"],
+                          None, ["J96.000", "X00.000"]],
+        "procedures": [["35.0101"], [], ["47.0100"], ["47.0100"], [], ["47.0100"], ["99.9999", "35.0101"], []],
+    })
+    arrow = pa.Table.from_pandas(df, preserve_index=False).to_pandas(types_mapper=pd.ArrowDtype)
+    a = group_frame(compiled(CHS), arrow, apply_code_maps=maps)
+    o = group_frame(compiled(CHS), df, apply_code_maps=maps)
+    pd.testing.assert_frame_equal(a.astype(object).where(a.notna(), None), o.astype(object).where(o.notna(), None))
+    assert a.invalid_reason.tolist() == [None, None, "MISSING_PRINCIPAL_DX", "MISSING_PRINCIPAL_DX", "UNKNOWN_DX_CODE",
+                                         "UNKNOWN_DX_CODE", "UNKNOWN_PROC_CODE", "UNKNOWN_DX_CODE"]
+    assert a.trace.tolist()[4:] == ["INVALID=UNKNOWN_DX_CODE(X99.999)", "INVALID=UNKNOWN_DX_CODE(Q99.999)",
+                                    "INVALID=UNKNOWN_PROC_CODE(99.9999)", "INVALID=UNKNOWN_DX_CODE(X00.000)"]
+    assert a.drg.tolist()[:2] == ["FB21", "FR19"]  # padded codes are trimmed, blank items dropped

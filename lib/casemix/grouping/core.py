@@ -973,8 +973,15 @@ def group_frame(compiled: CompiledScheme | str | os.PathLike, df: pd.DataFrame, 
 
     b = _Batch()
     b.n = n
-    b.pdx, pdx_blank, pdx_unk = _lookup(c, pdx_str, "dx", apply_code_maps)
-    sec_ids, blank, sec_unk = _lookup(c, sec_str, "dx", apply_code_maps)
+    if isinstance(pdx_str, pa.DictionaryArray) or not len(sec_str):
+        b.pdx, pdx_blank, pdx_unk = _lookup(c, pdx_str, "dx", apply_code_maps)
+        sec_ids, blank, sec_unk = _lookup(c, sec_str, "dx", apply_code_maps)
+    else:  # one lookup for principal and secondary diagnoses (one hash table of the vocabulary, not two)
+        ids, blank, unk = _lookup(c, pa.concat_arrays([pdx_str, sec_str]), "dx", apply_code_maps)
+        b.pdx, sec_ids = ids[:n], ids[n:]
+        cut_b, cut_u = np.searchsorted(blank, n), np.searchsorted(unk, n)
+        pdx_blank, blank = blank[:cut_b], blank[cut_b:] - n
+        pdx_unk, sec_unk = unk[:cut_u], unk[cut_u:] - n
     sec_str, b.sec_offs, b.sec_ids, sec_unk = _drop(sec_str, sec_offs, sec_ids, blank, sec_unk)
     px_ids, blank, px_unk = _lookup(c, px_str, "px", apply_code_maps)
     px_str, b.px_offs, b.px_ids, px_unk = _drop(px_str, px_offs, px_ids, blank, px_unk)
@@ -1091,7 +1098,7 @@ def group_frame(compiled: CompiledScheme | str | os.PathLike, df: pd.DataFrame, 
         "status": d["out_kind"][outc],
         "has_mcc": b.has_mcc,
         "has_cc": has["cc_tab"],
-        "cc_code": d["dx_codes_obj"][cc_id],
+        "cc_code": _cc_codes(d["dx_codes_obj"], cc_id, nd),
     }
     reason_names = _obj([None] + list(INVALID_REASONS))
     res["invalid_reason"] = reason_names[reason]
@@ -1116,6 +1123,15 @@ def group_frame(compiled: CompiledScheme | str | os.PathLike, df: pd.DataFrame, 
     idx = df.index
     return pd.DataFrame({name: pd.Series(res[name], index=idx, dtype=res[name].dtype, copy=False)
                          for name in OUTPUT_COLUMNS}, copy=False)
+
+
+def _cc_codes(codes: np.ndarray, cc_id: np.ndarray, none: int) -> np.ndarray:
+    """The code of each row's CC/MCC (object array, None where ``cc_id == none``): only the rows that
+    have one are gathered from the (large) code array."""
+    out = np.full(len(cc_id), None, dtype=object)
+    has = np.flatnonzero(cc_id != none)
+    out[has] = codes[cc_id[has]]
+    return out
 
 
 def _dx_paren(c: CompiledScheme) -> np.ndarray:
