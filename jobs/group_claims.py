@@ -93,7 +93,8 @@ def run(ctx, args) -> dict:
         if io == "files":
             wanted = set(months)
             period = [f for f in files if f.partition_values["discharge_month"] in wanted]
-            version, _ = replace_grouped_claims(ctx.spark, store, period, months, dirs, policy, metadata=meta, **common)
+            version, _ = replace_grouped_claims(ctx.spark, store, period, months, dirs, policy, metadata=meta,
+                                                batch_rows=settings.spark.arrow_batch_size, **common)
         else:
             grouped = group_claims(claims.filter(F.col("discharge_month").isin(months)), dirs, policy, **common)
             version = store.replace_partitions("grouped_claims", grouped, {"discharge_month": months}, metadata=meta)

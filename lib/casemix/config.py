@@ -78,7 +78,8 @@ class SparkSettings(_Strict):
     app_name: str = Field("casemix", description="application name prefix; the job name is appended")
     shuffle_partitions: int = Field(8, ge=1, description="spark.sql.shuffle.partitions")
     arrow_batch_size: int = Field(
-        100_000, ge=1_000, description="spark.sql.execution.arrow.maxRecordsPerBatch for pandas UDFs"
+        100_000, ge=1_000, description="spark.sql.execution.arrow.maxRecordsPerBatch for pandas UDFs; rows grouped "
+        "at a time by the file-wise grouping"
     )
     driver_memory: Optional[str] = Field("4g", description="driver memory in local mode (e.g. 4g)")
     ui: bool = Field(False, description="start the Spark UI")
