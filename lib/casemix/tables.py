@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+import pyarrow as pa
+from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import (
     ArrayType,
     BooleanType,
@@ -70,6 +72,12 @@ class TableDef:
 
     def field(self, name: str) -> StructField:
         return self.schema[name]
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        """The schema as Arrow arrays of the table's rows have it (Spark's conversion: timestamps in
+        UTC, 32-bit offsets): what Parquet files of the table hold, whoever writes them."""
+        return to_arrow_schema(self.schema, timezone="UTC", prefers_large_types=False)
 
     @property
     def table_properties(self) -> dict[str, str]:

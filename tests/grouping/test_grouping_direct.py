@@ -55,9 +55,7 @@ def test_partition_folders_match_the_spark_writes_names(spark):
 def test_partition_values_come_from_the_log_not_from_the_file():
     from casemix.grouping.direct import _conform
     from casemix.grouping.distributed import passed_columns
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    schema = to_arrow_schema(CATALOGUE["claims"].schema, timezone="UTC", prefers_large_types=False)
+    schema = CATALOGUE["claims"].arrow_schema
     batch = pa.RecordBatch.from_pydict({"claim_id": ["c1", "c2"], "region": ["999999", "999999"]})
     f = DataFile("/t/x.parquet", {"region": "530100", "discharge_month": "2024-03"}, 2)
     out = _conform(batch, f, passed_columns(), schema)
@@ -112,7 +110,7 @@ def test_claims_files_written_by_another_engine_get_their_partition_columns_from
     # the same claims written by plain delta-rs: its files do not hold region / discharge_month
     foreign = DeltaRsStore(spark, str(tmp_path / "foreign"))
     arrow = pa.Table.from_pandas(claims_store.read("claims").toPandas(), preserve_index=False)
-    write_deltalake(foreign.location("claims"), arrow.cast(foreign._arrow_schema(CATALOGUE["claims"])),
+    write_deltalake(foreign.location("claims"), arrow.cast(CATALOGUE["claims"].arrow_schema),
                     partition_by=list(CATALOGUE["claims"].partition_by))
     files = foreign.data_files("claims")
     assert len(files) == 3 and not any({"region", "discharge_month"} & set(pq.read_schema(f.path).names) for f in files)

@@ -34,7 +34,6 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
-from pyspark.sql.pandas.types import to_arrow_schema
 
 from casemix.grouping.distributed import BatchGrouper, passed_columns, scheme_dirs_here, scheme_ids, ship_schemes
 from casemix.policy import GroupingPolicy
@@ -123,7 +122,7 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
           batch_rows: int) -> Iterator[PartitionResult]:
     """One task: read, group and write the given partitions (see the module docstring)."""
     target = CATALOGUE["grouped_claims"]
-    claims_schema = to_arrow_schema(CATALOGUE["claims"].schema, timezone="UTC", prefers_large_types=False)
+    claims_schema = CATALOGUE["claims"].arrow_schema
     in_names = passed_columns()
     grouper = BatchGrouper(scheme_dirs_here(grouper_args.pop("scheme_dirs"), ship), in_names=[*in_names, "scheme_id"],
                            **grouper_args)
@@ -218,7 +217,7 @@ def group_claim_files(spark: SparkSession, files: Sequence[DataFile], scheme_dir
         tasks = max(2 * spark.sparkContext.defaultParallelism, -(-total // task_rows))
     dealt = deal_partitions(files, claims.partition_by, tasks, split_rows=task_rows)
     ship = ship_schemes(spark, scheme_dirs)
-    out_schema = to_arrow_schema(target.schema, timezone="UTC", prefers_large_types=False)
+    out_schema = target.arrow_schema
     grouper_args = dict(scheme_dirs=dict(scheme_dirs), versions=dict(model_versions or {}), run_id=run_id,
                         grouped_at=grouped_at, out_schema=out_schema, cache_dir=cache_dir)
 

@@ -28,7 +28,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import to_arrow_schema
 
 from casemix.policy import GroupingPolicy
 from casemix.tables import CATALOGUE
@@ -183,7 +182,7 @@ def group_claims(claims: DataFrame, scheme_dirs: Mapping[str, str], policy: Grou
     claim_cols = passed_columns()
     with_scheme = claims.select(*claim_cols, scheme_column(policy).alias("scheme_id"))
     in_names = [*claim_cols, "scheme_id"]
-    out_schema = to_arrow_schema(target.schema, timezone="UTC", prefers_large_types=False)
+    out_schema = target.arrow_schema
     fn = _grouper(dict(scheme_dirs), dict(model_versions or {}), run_id, grouped_at, in_names, out_schema, ship,
                   cache_dir)
     return with_scheme.mapInArrow(fn, target.schema)

@@ -38,7 +38,6 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError as DeltaT
 from deltalake.transaction import AddAction, CommitProperties, RemoveAction, create_table_with_add_actions
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import to_arrow_schema
 
 from casemix.storage.base import (
     FILE_COLUMN,
@@ -168,11 +167,8 @@ class DeltaRsStore(DeltaStore):
         definition = self.definition(table)
         return self._open(definition).version() if self.exists(definition) else None
 
-    def _arrow_schema(self, definition: TableDef) -> pa.Schema:
-        return to_arrow_schema(definition.schema, timezone="UTC", prefers_large_types=False)
-
     def _delta_schema(self, definition: TableDef) -> Schema:
-        return Schema.from_arrow(self._arrow_schema(definition))
+        return Schema.from_arrow(definition.arrow_schema)
 
     # -- writing --------------------------------------------------------------------------------------
     @staticmethod
@@ -317,7 +313,7 @@ class DeltaRsStore(DeltaStore):
         dt.create_write_transaction(
             actions,
             mode,
-            self._arrow_schema(definition),
+            definition.arrow_schema,
             partition_by=list(definition.partition_by) or None,
             partition_filters=partition_filters,
             commit_properties=props,
