@@ -189,8 +189,8 @@ def spark_job(spark, path: Path, n: int, tmp: Path, repeat: int, ceilings: bool)
                            lambda: noop(passed.mapInArrow(_identity, passed.schema)), repeat))
     warehouse = tmp / f"warehouse-{n}-{int(time.time())}"
     store = DeltaRsStore(spark, str(warehouse))
-    months = sorted({f.partition_values["discharge_month"] for f in claims_store.data_files("claims")})
     files = claims_store.data_files("claims")
+    months = sorted({f.partition_values["discharge_month"] for f in files})
 
     def by_files():
         replace_grouped_claims(spark, store, files, months, dirs, policy, run_id="bench",

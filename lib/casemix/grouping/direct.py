@@ -35,7 +35,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from casemix.grouping.distributed import BatchGrouper, passed_columns, scheme_dirs_here, scheme_ids, ship_schemes
+from casemix.grouping.distributed import (BatchGrouper, check_scheme_dirs, passed_columns, scheme_dirs_here, scheme_ids,
+                                          ship_schemes)
 from casemix.policy import GroupingPolicy
 from casemix.storage.deltars import DataFile, partition_dir
 from casemix.tables import CATALOGUE
@@ -81,21 +82,26 @@ def deal_partitions(files: Sequence[DataFile], partition_by: Sequence[str], task
         by_part.setdefault(tuple(f.partition_values.get(c) for c in partition_by), []).append(f)
     size = lambda f: f.rows if f.rows is not None else 1  # noqa: E731
     units: list[tuple[tuple, list[DataFile]]] = []
+    rows: list[int] = []  # per unit
     for key in sorted(by_part):
         run: list[DataFile] = []
+        run_rows = 0
         for f in sorted(by_part[key], key=lambda f: f.path):
-            if run and split_rows and sum(map(size, run)) + size(f) > split_rows:
+            if run and split_rows and run_rows + size(f) > split_rows:
                 units.append((key, run))
-                run = []
+                rows.append(run_rows)
+                run, run_rows = [], 0
             run.append(f)
+            run_rows += size(f)
         units.append((key, run))
+        rows.append(run_rows)
     n = max(1, min(tasks, len(units)))
     load = [0] * n
-    dealt: list[list[tuple]] = [[] for _ in range(n)]
-    for i_unit in sorted(range(len(units)), key=lambda u: (-sum(map(size, units[u][1])), u)):
+    dealt: list[list[int]] = [[] for _ in range(n)]
+    for i_unit in sorted(range(len(units)), key=lambda u: (-rows[u], u)):
         i = min(range(n), key=lambda j: (load[j], j))
         dealt[i].append(i_unit)
-        load[i] += sum(map(size, units[i_unit][1]))
+        load[i] += rows[i_unit]
     return [[units[u] for u in sorted(d)] for d in dealt if d]
 
 
@@ -207,9 +213,7 @@ def group_claim_files(spark: SparkSession, files: Sequence[DataFile], scheme_dir
     if tuple(claims.partition_by) != tuple(target.partition_by):
         raise ValueError(f"claims is partitioned by {claims.partition_by}, grouped_claims by "
                          f"{target.partition_by}: the file-wise path needs the same partitions")
-    missing = set(policy.schemes) - set(scheme_dirs)
-    if missing:
-        raise ValueError(f"no scheme folder for {sorted(missing)} (policy schemes {policy.schemes})")
+    check_scheme_dirs(policy, scheme_dirs)
     if not files:
         return []
     total = sum(f.rows or 0 for f in files)

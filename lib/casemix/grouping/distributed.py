@@ -111,6 +111,13 @@ def scheme_dirs_here(scheme_dirs: Mapping[str, str], ship: bool) -> dict[str, st
     return {s: os.path.join(SparkFiles.get(os.path.basename(d.rstrip("/"))), "") for s, d in scheme_dirs.items()}
 
 
+def check_scheme_dirs(policy: GroupingPolicy, scheme_dirs: Mapping[str, str]) -> None:
+    """Every scheme the policy can choose must have a folder (else ValueError naming the missing ones)."""
+    missing = set(policy.schemes) - set(scheme_dirs)
+    if missing:
+        raise ValueError(f"no scheme folder for {sorted(missing)} (policy schemes {policy.schemes})")
+
+
 def ship_schemes(spark, scheme_dirs: Mapping[str, str]) -> bool:
     """Ship the scheme folders to the executors unless Spark runs locally; returns whether it did."""
     ship = not spark.sparkContext.master.startswith("local")
@@ -175,9 +182,7 @@ def group_claims(claims: DataFrame, scheme_dirs: Mapping[str, str], policy: Grou
     ``$CASEMIX_CACHE_DIR`` or ``~/.cache/casemix``).
     """
     target = CATALOGUE["grouped_claims"]
-    missing = set(policy.schemes) - set(scheme_dirs)
-    if missing:
-        raise ValueError(f"no scheme folder for {sorted(missing)} (policy schemes {policy.schemes})")
+    check_scheme_dirs(policy, scheme_dirs)
     ship = ship_schemes(claims.sparkSession, scheme_dirs)
     claim_cols = passed_columns()
     with_scheme = claims.select(*claim_cols, scheme_column(policy).alias("scheme_id"))

@@ -150,6 +150,10 @@ class DeltaRsStore(DeltaStore):
     def _uri(self, definition: TableDef) -> str:
         return self.location(definition)
 
+    def _table_dir(self, definition: TableDef) -> str:
+        """The table's folder as a path of the warehouse's ``pyarrow.fs`` filesystem."""
+        return f"{self._root.rstrip('/')}/{definition.name}"
+
     def _open(self, definition: TableDef, version: int | None = None) -> DeltaTable:
         try:
             return DeltaTable(self._uri(definition), version=version)
@@ -196,7 +200,7 @@ class DeltaRsStore(DeltaStore):
         """The Parquet footers of the data files under ``folder`` of the table (read in parallel): every
         one found there, or exactly the files ``only`` names (paths relative to the folder); then the
         folder's other files (left by failed or speculative task attempts) are deleted."""
-        base = f"{self._root.rstrip('/')}/{definition.name}/{folder}"
+        base = f"{self._table_dir(definition)}/{folder}"
         try:
             infos = self._fs.get_file_info(pafs.FileSelector(base, recursive=True))
         except FileNotFoundError:  # nothing written (no rows)
@@ -218,12 +222,12 @@ class DeltaRsStore(DeltaStore):
 
     def _discard(self, definition: TableDef, folder: str) -> None:
         try:
-            self._fs.delete_dir(f"{self._root.rstrip('/')}/{definition.name}/{folder}")
+            self._fs.delete_dir(f"{self._table_dir(definition)}/{folder}")
         except OSError:  # pragma: no cover - best effort; vacuum removes leftovers
             log.warning("could not delete staged folder %s of %s", folder, definition.name)
 
     def _add_actions(self, definition: TableDef, footers: list[dict[str, Any]]) -> list[AddAction]:
-        table_root = f"{self._root.rstrip('/')}/{definition.name}/"
+        table_root = f"{self._table_dir(definition)}/"
         now = int(time.time() * 1000)
         actions = []
         for foot in footers:
@@ -323,7 +327,7 @@ class DeltaRsStore(DeltaStore):
     def _version_of(self, definition: TableDef, commit_id: str) -> int:
         """The version our commit got: read from the log files themselves, newest first (delta-rs's
         history can misnumber entries right after a conflict was resolved by a concurrent writer)."""
-        log_dir = f"{self._root.rstrip('/')}/{definition.name}/_delta_log"
+        log_dir = f"{self._table_dir(definition)}/_delta_log"
         names = sorted((i.path for i in self._fs.get_file_info(pafs.FileSelector(log_dir))
                         if i.base_name.endswith(".json") and i.base_name[:-5].isdigit()), reverse=True)
         for path in names[:200]:
@@ -350,9 +354,9 @@ class DeltaRsStore(DeltaStore):
             written = write(folder)
             footers = self._footers(definition, folder, None if written is None else list(written))
             if written is not None:
-                base = f"{self._root.rstrip('/')}/{definition.name}/{folder}/"
-                wrong = [(f["path"][len(base):], f["rows"], written[f["path"][len(base):]]) for f in footers
-                         if f["rows"] != written[f["path"][len(base):]]]
+                base = f"{self._table_dir(definition)}/{folder}/"
+                reported = [(f["path"][len(base):], f["rows"]) for f in footers]
+                wrong = [(rel, rows, written[rel]) for rel, rows in reported if rows != written[rel]]
                 if wrong:
                     raise StorageError(f"{len(wrong)} file(s) written to {definition.name} do not hold the rows "
                                        f"reported (file, rows, reported), e.g. {wrong[0]}; nothing committed")
@@ -432,15 +436,9 @@ class DeltaRsStore(DeltaStore):
         definition = self.definition(table)
         dt = self._open(definition, version)
         allowed = self._check_where(definition, where) if where else {}
-        rows = {a["path"]: a.get("num_records")
-                for a in pa.table(dt.get_add_actions(flatten=True)).select(["path", "num_records"]).to_pylist()}
-        out = []
-        for f in self._snapshot_files(dt):
-            pv = f["partition_values"]
-            if all(pv.get(col) in values for col, values in allowed.items()):
-                n = rows.get(f["path"])
-                out.append(DataFile(f["abs"], dict(pv), None if n is None else int(n)))
-        return out
+        return [DataFile(f["abs"], dict(f["partition_values"]), None if f["rows"] is None else int(f["rows"]))
+                for f in self._snapshot_files(dt)
+                if all(f["partition_values"].get(col) in values for col, values in allowed.items())]
 
     def merge(self, table, df, *, metadata=None) -> MergeResult:
         definition = self.definition(table)
@@ -505,7 +503,8 @@ class DeltaRsStore(DeltaStore):
         by_rel = {}
         for a in actions:
             pv = {k[len("partition."):]: v for k, v in a.items() if k.startswith("partition.")}
-            by_rel[a["path"]] = {"path": a["path"], "size": a["size_bytes"], "partition_values": pv}
+            by_rel[a["path"]] = {"path": a["path"], "size": a["size_bytes"], "partition_values": pv,
+                                 "rows": a.get("num_records")}
         out = []
         root = dt.table_uri.rstrip("/")
         for uri in uris:
@@ -588,7 +587,7 @@ class DeltaRsStore(DeltaStore):
         root = self._uri(definition)
         parts = []
         for v in range(start_version, end + 1):
-            log_file = f"{self._root.rstrip('/')}/{definition.name}/_delta_log/{v:020d}.json"
+            log_file = f"{self._table_dir(definition)}/_delta_log/{v:020d}.json"
             with self._fs.open_input_stream(log_file) as handle:
                 lines = [json.loads(x) for x in handle.read().decode("utf-8").splitlines() if x.strip()]
             stamp = next((x["commitInfo"].get("timestamp") for x in lines if "commitInfo" in x), None)
