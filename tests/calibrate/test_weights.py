@@ -188,18 +188,23 @@ def test_cap_limits_the_change_against_the_promoted_weights(spark):
     # R1 with a 10 % cap: A 2/3 against 0.5 -> 0.55 (capped); B 26/15 against 1.7 -> within
     # [1.53, 1.87], unchanged; C has no promoted weight -> unchanged.
     # budget ratio = (3*0.55 + 26/15) / (56/15) = 203/224
-    previous = spark.createDataFrame([("R1", "chs-drg-1.1", "AA11", 0.5), ("R1", "chs-drg-1.1", "BB11", 1.7)],
-                                     "region string, scheme_id string, drg string, previous_weight double")
-    s = spec(**{"trimming.method": "none", "max_yearly_change": 0.1})
-    cases = calibration_cases(claims(spark, PROVINCE_ROWS), s, 2025)
-    result = calibrate(cases, s, 2025, run_id="r", calibrated_at=AT, regions=["R1"], previous=previous)
-    w = by_key(result.relative_weights, "drg")
+    w, q = _with_a_10_percent_cap(spark, {"AA11": 0.5, "BB11": 1.7})
     assert (w["AA11"]["relative_weight"], w["AA11"]["capped"], w["AA11"]["previous_weight"]) == \
         (pytest.approx(0.55, rel=1e-12), True, 0.5)
     assert (w["BB11"]["relative_weight"], w["BB11"]["capped"]) == (pytest.approx(26 / 15, rel=1e-12), False)
     assert (w["CC11"]["capped"], w["CC11"]["previous_weight"]) == (False, None)
-    q = result.quality.collect()[0]
     assert (q["capped_groups"], q["budget_ratio"]) == (1, pytest.approx(203 / 224, rel=1e-12))
+
+
+def _with_a_10_percent_cap(spark, previous: dict[str, float]):
+    """R1 of PROVINCE_ROWS calibrated untrimmed with a 10 % cap against ``previous`` (DRG -> promoted
+    weight): its weights by DRG and its quality row."""
+    rows = [("R1", "chs-drg-1.1", drg, weight) for drg, weight in previous.items()]
+    promoted = spark.createDataFrame(rows, "region string, scheme_id string, drg string, previous_weight double")
+    s = spec(**{"trimming.method": "none", "max_yearly_change": 0.1})
+    cases = calibration_cases(claims(spark, PROVINCE_ROWS), s, 2025)
+    result = calibrate(cases, s, 2025, run_id="r", calibrated_at=AT, regions=["R1"], previous=promoted)
+    return by_key(result.relative_weights, "drg"), result.quality.collect()[0]
 
 
 def test_an_inflation_table_missing_a_data_year_is_refused_with_the_fix(spark):
@@ -219,16 +224,9 @@ def test_a_spec_override_is_validated():
 def test_cap_also_raises_a_weight_that_fell_more_than_the_cap(spark):
     # as the cap test above, plus a promoted C of 1.2: C borrows 1.0 < 0.9 * 1.2 -> 1.08 (capped from below);
     # ñ_C = 0, so the budget ratio is still 203/224
-    previous = spark.createDataFrame([("R1", "chs-drg-1.1", "AA11", 0.5), ("R1", "chs-drg-1.1", "BB11", 1.7),
-                                      ("R1", "chs-drg-1.1", "CC11", 1.2)],
-                                     "region string, scheme_id string, drg string, previous_weight double")
-    s = spec(**{"trimming.method": "none", "max_yearly_change": 0.1})
-    cases = calibration_cases(claims(spark, PROVINCE_ROWS), s, 2025)
-    result = calibrate(cases, s, 2025, run_id="r", calibrated_at=AT, regions=["R1"], previous=previous)
-    w = by_key(result.relative_weights, "drg")
+    w, q = _with_a_10_percent_cap(spark, {"AA11": 0.5, "BB11": 1.7, "CC11": 1.2})
     assert (w["CC11"]["relative_weight"], w["CC11"]["capped"], w["CC11"]["low_volume"]) == \
         (pytest.approx(1.08, rel=1e-12), True, True)
-    q = result.quality.collect()[0]
     assert (q["capped_groups"], q["budget_ratio"]) == (2, pytest.approx(203 / 224, rel=1e-12))
 
 
