@@ -30,7 +30,7 @@ def run(ctx, args) -> dict:
     except RegisterError as exc:
         raise JobError(str(exc)) from None
     result = ctx.store.merge("hospitals", df, metadata={"casemix.run_id": ctx.run_id, "casemix.source": str(path)})
-    return {"run_id": ctx.run_id, "input": str(path), "rows": df.count(), "merge": asdict(result),
+    return {"run_id": ctx.run_id, "input": str(path), "rows": result.source_rows, "merge": asdict(result),
             "hospitals_version": result.version}
 
 

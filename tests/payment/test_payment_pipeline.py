@@ -53,6 +53,8 @@ def test_the_pipeline_runs_through_settlement_and_writes_the_report(paid):
     grouped = ctx.store.read("grouped_claims").filter(F.col("discharge_month").startswith(f"{YEAR}-")).count()
     assert stages["score-cases"]["cases"] == grouped == ctx.store.read("case_points").count()
     assert len(stages["settle"]["regions"]) == 16
+    register = (tmp / "data" / "drops" / "hospitals.csv").read_text(encoding="utf-8").strip().splitlines()
+    assert stages["load-hospitals"]["rows"] == len(register) - 1 == ctx.store.read("hospitals").count()
     from casemix.tracking import configure_tracking
 
     client = configure_tracking(ctx.settings)
