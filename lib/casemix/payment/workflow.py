@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from casemix.calibrate.promotion import promoted_weights
@@ -54,11 +54,16 @@ def payment_params(policy: Policy, year: int, regions: Sequence[str]) -> dict[st
 def _regions_with_cases(df: DataFrame, year: int, regions: Optional[Sequence[str]]) -> list[str]:
     if regions:
         return sorted(set(regions))
-    found = [r["region"] for r in df.filter(F.col("discharge_month").startswith(f"{year:04d}-"))
+    found = [r["region"] for r in df.filter(_in_year("discharge_month", year))
              .select("region").distinct().collect()]
     if not found:
         raise PaymentError(f"no cases discharged in {year}")
     return sorted(found)
+
+
+def _in_year(month_column: str, year: int) -> Column:
+    """Rows whose ``YYYY-MM`` month column falls in ``year``."""
+    return F.col(month_column).startswith(f"{year:04d}-")
 
 
 def _months(year: int) -> list[str]:
@@ -89,13 +94,13 @@ def score_year(spark: SparkSession, store: DeltaStore, policy: Policy, year: int
         "case_points", points, where={"region": regions, "discharge_month": _months(year)},
         metadata={"casemix.run_id": run_id, "casemix.input.grouped_claims.version": str(grouped_version)})
     written = store.read("case_points", version=version).filter(
-        F.col("discharge_month").startswith(f"{year:04d}-") & F.col("region").isin(regions))
+        _in_year("discharge_month", year) & F.col("region").isin(regions))
     per_type = written.groupBy("case_type").agg(
         F.count("*").alias("n"), F.sum(F.col("readmission_halved").cast("int")).alias("halved"),
         F.sum(F.when(F.col("coefficient_source") == "unregistered", 1).otherwise(0)).alias("unreg"),
         F.sum("points").alias("points")).collect()
     cases = sum(r["n"] for r in per_type)
-    source = grouped.filter(F.col("discharge_month").startswith(f"{year:04d}-") & F.col("region").isin(regions)).count()
+    source = grouped.filter(_in_year("discharge_month", year) & F.col("region").isin(regions)).count()
     if cases != source:
         raise PaymentError(f"case_points has {cases} cases of {year} but grouped_claims has {source}")
     return {"year": year, "regions": regions, "cases": cases,
@@ -115,7 +120,7 @@ def budgets(store: DeltaStore, year: int, params: dict[str, PaymentParams]) -> d
         if not store.exists("claims"):
             raise PaymentError("budget basis prior_year_fund needs the claims table: ingest claims first")
         prior = {r["region"]: r["fund"] for r in store.read("claims")
-                 .filter(F.col("discharge_month").startswith(f"{year - 1:04d}-") & F.col("region").isin(need))
+                 .filter(_in_year("discharge_month", year - 1) & F.col("region").isin(need))
                  .groupBy("region").agg(F.sum("fund_paid").alias("fund")).collect()}
     out = {}
     for region, p in params.items():
@@ -139,7 +144,7 @@ def hospital_months(points: DataFrame, deductions: Optional[DataFrame], year: in
         F.sum("rate_points").alias("rate_points"), F.first("grade", ignorenulls=True).alias("grade"))
     if deductions is None:
         return agg.withColumn("deductions", F.lit(0).cast("decimal(28,2)"))
-    ded = deductions.filter(F.col("month").startswith(f"{year:04d}-")) \
+    ded = deductions.filter(_in_year("month", year)) \
         .groupBy("region", "hospital_id", "month").agg(F.sum("amount").alias("deductions"))
     return agg.join(ded, ["region", "hospital_id", "month"], "full")
 
@@ -177,7 +182,7 @@ def settle_year(spark: SparkSession, store: DeltaStore, policy: Policy, year: in
     if not 1 <= through <= 12:
         raise PaymentError(f"the period's last month must be 1..12, got {through}")
     last = f"{year:04d}-{through:02d}"
-    points = store.read("case_points").filter(F.col("discharge_month").startswith(f"{year:04d}-")
+    points = store.read("case_points").filter(_in_year("discharge_month", year)
                                               & (F.col("discharge_month") <= last))
     regions = _regions_with_cases(points, year, regions)
     points = points.filter(F.col("region").isin(regions))
@@ -192,7 +197,7 @@ def settle_year(spark: SparkSession, store: DeltaStore, policy: Policy, year: in
     deductions = None
     if store.exists("audit_deductions"):
         year_deductions = store.read("audit_deductions").filter(
-            F.col("month").startswith(f"{year:04d}-") & (F.col("month") <= last))
+            _in_year("month", year) & (F.col("month") <= last))
         _check_deductions(year_deductions, store.read("hospitals") if store.exists("hospitals") else None)
         deductions = year_deductions.filter(F.col("region").isin(regions))
     cells = hospital_months(with_rate, deductions, year).collect()   # hospital-month aggregates only
