@@ -28,6 +28,7 @@ from .compile import OUT_INVALID, OUT_NOGROUP, CompiledScheme, engine_program, l
 
 __all__ = [
     "group_frame",
+    "group_arrow",
     "STATUS_GROUPED",
     "STATUS_QY",
     "STATUS_UNGROUPABLE",
@@ -186,8 +187,9 @@ def _list_column(s: pd.Series | None, n: int, col: str) -> tuple[pa.Array, np.nd
         a = pc.split_pattern(a, "|")
     if not (pa.types.is_list(a.type) or pa.types.is_large_list(a.type)):
         raise TypeError(f"column {col!r} must hold code lists or '|'-separated strings, got arrow type {a.type}")
-    if not pa.types.is_string(a.type.value_type):
-        a = a.cast(pa.list_(pa.string()))
+    vt = a.type.value_type
+    if not (pa.types.is_string(vt) or (pa.types.is_dictionary(vt) and pa.types.is_string(vt.value_type))):
+        a = a.cast(pa.list_(pa.string()))  # (dictionary-encoded codes stay so: looked up through their dictionary)
     flat = pc.list_flatten(a)  # skips null rows
     if pa.types.is_large_string(flat.type):
         flat = flat.cast(pa.string())
@@ -952,8 +954,89 @@ def group_frame(compiled: CompiledScheme | str | os.PathLike, df: pd.DataFrame, 
 
     Output columns (:data:`OUTPUT_COLUMNS`): ``mdc``, ``adrg``, ``drg``, ``status``
     (:data:`STATUSES`), ``has_mcc``, ``has_cc``, ``cc_code``, ``invalid_reason``
-    (:data:`INVALID_REASONS`) and ``trace`` (:data:`TRACE_FORMAT`).
+    (:data:`INVALID_REASONS`) and ``trace`` (:data:`TRACE_FORMAT`). :func:`group_arrow` is the
+    same with Arrow in and out.
     """
+    g = _group(compiled, df, apply_code_maps, unknown_codes, trace)
+    d = g.compiled._derived
+    res = {
+        "mdc": d["out_mdc"][g.outc],
+        "adrg": d["out_adrg"][g.outc],
+        "drg": d["out_drg"][g.outc],
+        "status": d["out_kind"][g.outc],
+        "has_mcc": g.has_mcc,
+        "has_cc": g.has_cc,
+        "cc_code": _cc_codes(d["dx_codes_obj"], g.cc_id, g.compiled.n_dx),
+        "invalid_reason": _REASON_NAMES[g.reason],
+        "trace": (g.trace_texts.to_numpy(zero_copy_only=False)[g.trace_key] if g.trace_texts is not None
+                  else np.full(g.n, None, dtype=object)),
+    }
+    # copy=False: the (fresh) arrays become the columns as they are, one block each -- no copy into
+    # a consolidated object block; explicit dtypes: no object-column type inference
+    idx = df.index
+    return pd.DataFrame({name: pd.Series(res[name], index=idx, dtype=res[name].dtype, copy=False)
+                         for name in OUTPUT_COLUMNS}, copy=False)
+
+
+def group_arrow(compiled: CompiledScheme | str | os.PathLike, data: pd.DataFrame | pa.Table | pa.RecordBatch, *,
+                apply_code_maps: bool = False, unknown_codes: str = "invalid", trace: bool = True) -> pa.Table:
+    """:func:`group_frame` with Arrow in and out: the same grouping of the same input columns (a pandas
+    frame, or an Arrow table / record batch with those columns), returned as an Arrow table of
+    :data:`OUTPUT_COLUMNS` (strings as ``string``, flags as ``bool``; ``trace`` null when
+    ``trace=False``), row for row. The grouping job calls this one: each distinct output text is
+    converted to Arrow once (the result columns are Arrow ``take``s from per-scheme text arrays),
+    instead of once per row from Python strings.
+    """
+    frame = _ArrowFrame(data) if isinstance(data, (pa.Table, pa.RecordBatch)) else data
+    g = _group(compiled, frame, apply_code_maps, unknown_codes, trace)
+    c = g.compiled
+    texts = c.derived("out_texts_pa", lambda: {k: pa.array(c._derived[f"out_{k}"].tolist(), pa.string())
+                                                for k in ("mdc", "adrg", "drg", "kind")})
+    outc = pa.array(g.outc)
+    # the codes by id, and a null for the "no code" id n_dx
+    cc_codes = c.derived("dx_codes_pa_null", lambda: pa.array(c._derived["dx_codes_obj"].tolist(), pa.string()))
+    cols = {
+        "mdc": texts["mdc"].take(outc),
+        "adrg": texts["adrg"].take(outc),
+        "drg": texts["drg"].take(outc),
+        "status": texts["kind"].take(outc),
+        "has_mcc": pa.array(g.has_mcc, pa.bool_()),
+        "has_cc": pa.array(g.has_cc, pa.bool_()),
+        "cc_code": cc_codes.take(pa.array(g.cc_id)),
+        "invalid_reason": _REASON_NAMES_PA.take(pa.array(g.reason)),
+        "trace": (g.trace_texts.take(pa.array(g.trace_key)) if g.trace_texts is not None
+                  else pa.nulls(g.n, pa.string())),
+    }
+    return pa.Table.from_arrays([cols[name] for name in OUTPUT_COLUMNS], names=list(OUTPUT_COLUMNS))
+
+
+class _ArrowFrame:
+    """The little of a pandas frame :func:`_group` uses (``columns``, ``len``, ``frame[name]``), over
+    an Arrow table or batch: each column is viewed as an Arrow-backed Series, no conversion."""
+
+    def __init__(self, data: pa.Table | pa.RecordBatch):
+        self.data, self.columns = data, data.schema.names
+
+    def __len__(self) -> int:
+        return self.data.num_rows
+
+    def __getitem__(self, name: str) -> pd.Series:
+        return pd.Series(pd.arrays.ArrowExtensionArray(self.data.column(name)), copy=False)
+
+
+class _Grouped:
+    """What :func:`_group` found, per row, as numbers (turned into pandas or Arrow columns by the callers)."""
+
+    #: trace_texts: distinct trace texts (Arrow strings), trace_key: per row, the position of its trace
+    #: in trace_texts (both None without traces)
+    __slots__ = ("compiled", "n", "outc", "has_mcc", "has_cc", "cc_id", "reason", "trace_texts", "trace_key")
+
+    def __init__(self, **kw):
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+
+def _group(compiled, df, apply_code_maps: bool, unknown_codes: str, trace: bool) -> _Grouped:
     if not isinstance(compiled, CompiledScheme):
         compiled = load_compiled(compiled)
     if unknown_codes not in ("invalid", "ignore"):
@@ -973,7 +1056,7 @@ def group_frame(compiled: CompiledScheme | str | os.PathLike, df: pd.DataFrame, 
 
     b = _Batch()
     b.n = n
-    if isinstance(pdx_str, pa.DictionaryArray) or not len(sec_str):
+    if isinstance(pdx_str, pa.DictionaryArray) or isinstance(sec_str, pa.DictionaryArray) or not len(sec_str):
         b.pdx, pdx_blank, pdx_unk = _lookup(c, pdx_str, "dx", apply_code_maps)
         sec_ids, blank, sec_unk = _lookup(c, sec_str, "dx", apply_code_maps)
     else:  # one lookup for principal and secondary diagnoses (one hash table of the vocabulary, not two)
@@ -1090,39 +1173,26 @@ def group_frame(compiled: CompiledScheme | str | os.PathLike, df: pd.DataFrame, 
             k += 1
 
     # ---------------------------------------------------------------- output
-    d = c._derived
-    res = {
-        "mdc": d["out_mdc"][outc],
-        "adrg": d["out_adrg"][outc],
-        "drg": d["out_drg"][outc],
-        "status": d["out_kind"][outc],
-        "has_mcc": b.has_mcc,
-        "has_cc": has["cc_tab"],
-        "cc_code": _cc_codes(d["dx_codes_obj"], cc_id, nd),
-    }
-    reason_names = _obj([None] + list(INVALID_REASONS))
-    res["invalid_reason"] = reason_names[reason]
-
+    texts = key = None
     if trace and n:
-        tr = _build_trace(c, outc, fall, cc_id, retries, px_str)
+        trace_texts, key = _build_trace(c, outc, fall, cc_id, retries, px_str)
         bad = np.flatnonzero(~valid)
         if len(bad):
-            t = "INVALID=" + reason_names[reason[bad]]
+            t = "INVALID=" + _REASON_NAMES[reason[bad]]
             src = detail_src[bad]
             for s_kind, arr in ((1, pdx_str), (2, sec_str), (3, px_str)):
                 sel = np.flatnonzero(src == s_kind)
                 if len(sel):
                     codes = _texts(arr, detail_pos[bad[sel]])
                     t[sel] = t[sel] + "(" + codes + ")"
-            tr[bad] = t
-        res["trace"] = tr
-    else:
-        res["trace"] = np.full(n, None, dtype=object)
-    # copy=False: the (fresh) arrays become the columns as they are, one block each -- no copy into
-    # a consolidated object block; explicit dtypes: no object-column type inference
-    idx = df.index
-    return pd.DataFrame({name: pd.Series(res[name], index=idx, dtype=res[name].dtype, copy=False)
-                         for name in OUTPUT_COLUMNS}, copy=False)
+            key[bad] = trace_texts.add(pa.array(t, pa.string())) + np.arange(len(bad))  # (not worth sharing)
+        texts = trace_texts.array()
+    return _Grouped(compiled=c, n=n, outc=outc, has_mcc=b.has_mcc, has_cc=has["cc_tab"], cc_id=cc_id, reason=reason,
+                    trace_texts=texts, trace_key=key)
+
+
+_REASON_NAMES = _obj([None] + list(INVALID_REASONS))
+_REASON_NAMES_PA = pa.array(_REASON_NAMES.tolist(), pa.string())
 
 
 def _cc_codes(codes: np.ndarray, cc_id: np.ndarray, none: int) -> np.ndarray:
@@ -1134,12 +1204,33 @@ def _cc_codes(codes: np.ndarray, cc_id: np.ndarray, none: int) -> np.ndarray:
     return out
 
 
-def _dx_paren(c: CompiledScheme) -> np.ndarray:
-    """"(<code>)" per diagnosis id, "" for the sentinel (object array; for trace suffixes)."""
-    arr = np.empty(c.n_dx + 1, dtype=object)
-    arr[:-1] = ["(" + x + ")" for x in c.arrays["dx_codes"].tolist()]
-    arr[-1] = ""
-    return arr
+def _dx_paren(c: CompiledScheme) -> pa.Array:
+    """"(<code>)" per diagnosis id, "" for the sentinel id n_dx (for trace suffixes)."""
+    return pa.array(["(" + x + ")" for x in c.arrays["dx_codes"].tolist()] + [""], pa.string())
+
+
+class _TraceTexts:
+    """The distinct trace texts of a batch, as Arrow strings appended piece by piece; a row's trace is
+    the text at its key. The first piece is the scheme's outcome texts, so an outcome id is its key."""
+
+    def __init__(self, c: CompiledScheme):
+        self.parts = [c.derived("out_trace_pa", lambda: pa.array(c._derived["out_trace"].tolist(), pa.string()))]
+        self.size = len(self.parts[0])
+
+    def add(self, texts: pa.Array) -> int:
+        """Append ``texts``; returns the key of the first."""
+        start = self.size
+        self.parts.append(texts)
+        self.size += len(texts)
+        return start
+
+    def array(self) -> pa.Array:
+        if len(self.parts) > 1:
+            self.parts = [pa.concat_arrays(self.parts)]
+        return self.parts[0]
+
+    def at(self, keys: np.ndarray) -> list:
+        return self.array().take(pa.array(keys)).to_pylist()
 
 
 def _reps(inv: np.ndarray, n_groups: int) -> np.ndarray:
@@ -1149,20 +1240,17 @@ def _reps(inv: np.ndarray, n_groups: int) -> np.ndarray:
     return rep
 
 
-def _trace_pass(c: CompiledScheme, o: np.ndarray, f: np.ndarray, cc_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Trace of one driver pass (fallthrough MDCs + outcome text + "(cc_code)") as (text, key) per row.
+def _trace_pass(c: CompiledScheme, o: np.ndarray, f: np.ndarray, cc_id: np.ndarray, texts: _TraceTexts) -> np.ndarray:
+    """Trace of one driver pass (fallthrough MDCs + outcome text + "(cc_code)"): the key of each
+    row's text in ``texts`` (rows with equal keys have equal texts).
 
-    Equal keys <=> equal texts.  Each distinct text is built once and written straight into the
-    column: rows without fallthrough and suffix get their outcome's text; rows with fallthrough
-    MDCs one text per distinct (fallthrough set, outcome) (assembled in Python, few); rows whose
-    DRG split shows the cc code one text per distinct (text so far, cc code), joined by one
-    vectorised object concatenation.
+    Each distinct text is built once: rows without fallthrough and suffix have their outcome's text
+    (key = outcome id); rows with fallthrough MDCs one text per distinct (fallthrough set, outcome)
+    (assembled in Python, few); rows whose DRG split shows the cc code one text per distinct (text
+    so far, cc code), joined by one Arrow kernel call.
     """
-    d = c._derived
-    n_out = len(d["out_trace"])
-    out = d["out_trace"][o]
+    n_out = len(c._derived["out_trace"])
     key = o.astype(np.int64)
-    next_key = n_out
     fr = np.flatnonzero(f)
     if len(fr):
         finv, fu = pd.factorize(f[fr])
@@ -1171,18 +1259,16 @@ def _trace_pass(c: CompiledScheme, o: np.ndarray, f: np.ndarray, cc_id: np.ndarr
         prefixes = [";".join(names[i] for i in range(len(names)) if (int(x) >> i) & 1) for x in fu]
         out_trace = c.meta["outcomes"]["trace"]
         heads = [f"{prefixes[fi]};{out_trace[oi]}" for fi, oi in (divmod(k, n_out) for k in pairs.tolist())]
-        out[fr] = _obj(heads)[pinv]
-        key[fr] = next_key + pinv
-        next_key += len(pairs)
-    sr = np.flatnonzero(d["out_code_suffix"][o])
+        key[fr] = texts.add(pa.array(heads, pa.string())) + pinv
+    sr = np.flatnonzero(c._derived["out_code_suffix"][o])
     if len(sr):
         ks, cs = key[sr], cc_id[sr]
         inv, uniq = pd.factorize(ks * (c.n_dx + 1) + cs)
         rep = sr[_reps(inv, len(uniq))]
-        new = out[rep] + c.derived("dx_paren_obj", lambda: _dx_paren(c))[cc_id[rep]]
-        out[sr] = new[inv]
-        key[sr] = next_key + inv
-    return out, key
+        paren = c.derived("dx_paren_pa", lambda: _dx_paren(c))
+        new = pc.binary_join_element_wise(texts.array().take(pa.array(key[rep])), paren.take(pa.array(cc_id[rep])), "")
+        key[sr] = texts.add(new) + inv
+    return key
 
 
 def _code_texts(arr: pa.Array, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1195,22 +1281,23 @@ def _code_texts(arr: pa.Array, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64), _obj(uniq + [None])
 
 
-def _build_trace(c, outc, fall, cc_id, retries, px_str) -> np.ndarray:
+def _build_trace(c, outc, fall, cc_id, retries, px_str) -> tuple[_TraceTexts, np.ndarray]:
+    """The distinct traces and each row's key into them (rows with equal keys have equal traces)."""
+    texts = _TraceTexts(c)
     # the first segment describes the first pass (rows that were retried had no group there)
     first = outc.copy() if retries else outc
     for cand, *_ in retries:
         first[cand] = OUT_NOGROUP
-    out, key = _trace_pass(c, first, fall, cc_id)
+    key = _trace_pass(c, first, fall, cc_id, texts)
     for cand, k, ppos, s_out, s_fall in retries:
         # "<previous>;RETRY=<k>(<proc>);<segment>", built per distinct (previous, proc, segment)
         ckey, ctexts = _code_texts(px_str, ppos)
-        sout, skey = _trace_pass(c, s_out, s_fall, cc_id[cand])
+        skey = _trace_pass(c, s_out, s_fall, cc_id[cand], texts)
         inv1, u1 = pd.factorize(key[cand] * len(ctexts) + ckey)
         inv2, u2 = pd.factorize(inv1.astype(np.int64) * (int(skey.max()) + 1) + skey)
         rep = _reps(inv2, len(u2))  # positions in cand
         seg = f";RETRY={k + 1}("
-        new = _obj([f"{t}{seg}{code});{rest}" for t, code, rest in
-                    zip(out[cand[rep]].tolist(), ctexts[ckey[rep]].tolist(), sout[rep].tolist())])
-        out[cand] = new[inv2]
-        key[cand] = int(key.max()) + 1 + inv2
-    return out
+        new = [f"{t}{seg}{code});{rest}" for t, code, rest in
+               zip(texts.at(key[cand[rep]]), ctexts[ckey[rep]].tolist(), texts.at(skey[rep]))]
+        key[cand] = texts.add(pa.array(new, pa.string())) + inv2
+    return texts, key
