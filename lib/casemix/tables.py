@@ -49,11 +49,18 @@ class TableDef:
     change_feed: bool = False
     #: bookkeeping columns (run ids, load times) that do not make two rows different in a merge
     audit_columns: tuple[str, ...] = ()
+    #: columns with about one distinct value per row: Parquet files written by casemix itself (not by
+    #: Spark) store them without dictionary encoding, which would only be tried and dropped
+    plain_columns: tuple[str, ...] = ()
+    #: columns of random text (hex digests: the pseudonyms) that compression does not shrink (~3 % for
+    #: snappy on pseudonyms): such Parquet files store them uncompressed
+    incompressible_columns: tuple[str, ...] = ()
     properties: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         names = self.schema.fieldNames()
-        for col in (*self.partition_by, *self.merge_keys, *([self.version_column] if self.version_column else [])):
+        for col in (*self.partition_by, *self.merge_keys, *([self.version_column] if self.version_column else []),
+                    *self.plain_columns, *self.incompressible_columns):
             if col not in names:
                 raise ValueError(f"table {self.name}: column {col!r} is not in its schema")
 
@@ -231,6 +238,8 @@ GROUPED_CLAIMS = register(
         partition_by=("region", "discharge_month"),
         merge_keys=("claim_id",),
         change_feed=True,
+        plain_columns=("claim_id", "person_id", "national_id"),
+        incompressible_columns=("person_id", "national_id"),
     )
 )
 

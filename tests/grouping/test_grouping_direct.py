@@ -40,6 +40,16 @@ def test_partitions_are_dealt_whole_largest_first_to_the_least_loaded_task():
         [("A", ["a1"]), ("E", ["e"])], [("A", ["a0"]), ("B", ["b"])], [("C", ["c"]), ("D", ["d"])]]
 
 
+def test_default_tasks_are_a_whole_number_per_core():
+    from casemix.grouping.direct import default_tasks
+
+    assert default_tasks(10_000_000, 2, 2_000_000) == 6  # 3 per core, 1.67 M rows each (not 5 tasks)
+    assert default_tasks(1_000_000, 2, 2_000_000) == 4  # at least 2 per core
+    assert default_tasks(8_000_001, 2, 2_000_000) == 6
+    assert default_tasks(8_000_000, 2, 2_000_000) == 4
+    assert default_tasks(0, 0) == 2
+
+
 def test_partition_folders_match_the_spark_writes_names(spark):
     from pyspark.sql import functions as F
 
@@ -176,3 +186,38 @@ def test_only_the_files_the_tasks_report_are_committed_and_strays_are_deleted(sp
     with pytest.raises(StorageError, match="do not hold the rows reported"):
         claims_store.replace_partitions_with_files("grouped_claims", miscounted, {"discharge_month": MONTHS})
     assert claims_store.version("grouped_claims") == 0
+
+
+def test_grouped_files_layout_and_codes_read_as_dictionaries(spark, claims_store, schemes_dir):
+    """The files the tasks write: decimals as INT64 (as Spark stores them), pseudonyms uncompressed and
+    the per-row unique columns without dictionary, codes with one; what Spark reads back is the
+    DataFrame path's rows (decimals included)."""
+    files = claims_store.data_files("claims")
+    at = datetime.now(timezone.utc)
+    replace_grouped_claims(spark, claims_store, files, MONTHS, _dirs(schemes_dir), POLICY, run_id="r", grouped_at=at)
+    written = claims_store.data_files("grouped_claims")
+    assert len(written) == 3
+    meta = pq.read_metadata(written[0].path)
+    chunk = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i) for i in range(meta.num_columns)}
+    dictionary = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+    assert chunk["total_cost"].physical_type == "INT64" and not dictionary & set(chunk["total_cost"].encodings)
+    assert {chunk[c].compression for c in ("person_id", "national_id")} == {"UNCOMPRESSED"}
+    assert chunk["claim_id"].compression == "SNAPPY" and not dictionary & set(chunk["claim_id"].encodings)
+    assert dictionary & set(chunk["principal_dx"].encodings) and dictionary & set(chunk["drg"].encodings)
+    assert dictionary & set(chunk["secondary_dxs.list.element"].encodings)
+    by_files = claims_store.read("grouped_claims")
+    by_dataframe = group_claims(claims_store.read("claims"), _dirs(schemes_dir), POLICY, run_id="r", grouped_at=at)
+    assert by_files.exceptAll(by_dataframe).count() == 0 and by_dataframe.exceptAll(by_files).count() == 0
+    assert by_files.count() == 5
+
+
+def test_decoded_turns_dictionary_columns_and_lists_of_them_back_into_plain_ones():
+    from casemix.grouping.direct import _decoded
+
+    codes = pa.array([["A", "B"], None, [], ["A"]], pa.list_(pa.string()))
+    coded = pa.ListArray.from_arrays(codes.offsets, codes.values.dictionary_encode(), mask=codes.is_null())
+    batch = pa.RecordBatch.from_arrays([pa.array(["x", None, "x", "y"]).dictionary_encode(), coded, pa.array([1, 2, 3, 4])],
+                                       names=["a", "b", "c"])
+    out = _decoded(batch)
+    assert out.schema.types == [pa.string(), pa.list_(pa.string()), pa.int64()]
+    assert out.to_pydict() == {"a": ["x", None, "x", "y"], "b": [["A", "B"], None, [], ["A"]], "c": [1, 2, 3, 4]}

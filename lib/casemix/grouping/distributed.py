@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import Callable, Iterator, Mapping
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame
@@ -41,7 +40,6 @@ GROUPER_INPUTS = ("sex", "age_years", "age_days", "birth_weight_g", "dept", "los
 #: ``grouped_claims`` column <- ``group_frame`` output column, for the columns the Python step returns
 RESULT_COLUMNS = {"mdc": "mdc", "adrg": "adrg", "drg": "drg", "group_status": "status", "has_mcc": "has_mcc",
                   "has_cc": "has_cc", "cc_code": "cc_code", "invalid_reason": "invalid_reason", "trace": "trace"}
-_BOOLEAN = ("has_mcc", "has_cc")
 
 
 def passed_columns() -> list[str]:
@@ -75,30 +73,24 @@ def group_batch(batch: pa.RecordBatch, compiled_for: Callable[[str], object]) ->
     """Group one batch of claims (:data:`GROUPER_INPUTS` and ``scheme_id``) with the compiled scheme
     ``compiled_for(scheme_id)`` of each row; returns the :data:`RESULT_COLUMNS` as Arrow arrays, row
     for row (string columns null where the grouper gives none; ``trace`` "" instead of null)."""
-    from casemix.grouping import group_frame
+    from casemix.grouping import group_arrow
 
-    n = batch.num_rows
-    inputs = pa.Table.from_batches([batch.select(list(GROUPER_INPUTS))]).to_pandas(types_mapper=pd.ArrowDtype)
+    inputs = batch.select(list(GROUPER_INPUTS))
     schemes = batch.column("scheme_id")
     distinct = pc.unique(schemes).to_pylist()
     if len(distinct) == 1:
-        res = group_frame(compiled_for(distinct[0]), inputs)
-        cols = {name: res[src].to_numpy() for name, src in RESULT_COLUMNS.items()}
-    else:  # several schemes in the batch: group each scheme's rows, scatter the results back
-        cols = {name: np.empty(n, dtype=bool if name in _BOOLEAN else object) for name in RESULT_COLUMNS}
+        res = group_arrow(compiled_for(distinct[0]), inputs)
+    else:  # several schemes in the batch: group each scheme's rows, put the results back in row order
         ids = schemes.to_numpy(zero_copy_only=False)
-        for scheme_id in distinct:
-            rows = np.flatnonzero(ids == scheme_id)
-            res = group_frame(compiled_for(scheme_id), inputs.take(rows))
-            for name, src in RESULT_COLUMNS.items():
-                cols[name][rows] = res[src].to_numpy()
+        rows = [np.flatnonzero(ids == scheme_id) for scheme_id in distinct]
+        parts = [group_arrow(compiled_for(s), inputs.take(pa.array(r))) for s, r in zip(distinct, rows)]
+        back = np.empty(batch.num_rows, dtype=np.int64)
+        back[np.concatenate(rows)] = np.arange(batch.num_rows)
+        res = pa.concat_tables(parts).take(pa.array(back))
     out = {}
-    for name, values in cols.items():
-        if name in _BOOLEAN:
-            out[name] = pa.array(values.astype(bool, copy=False), pa.bool_())
-        else:
-            arr = pa.array(values, pa.string(), from_pandas=True)
-            out[name] = arr.fill_null("") if name == "trace" and arr.null_count else arr
+    for name, src in RESULT_COLUMNS.items():
+        arr = res.column(src).combine_chunks()
+        out[name] = arr.fill_null("") if name == "trace" and arr.null_count else arr
     return out
 
 
@@ -128,14 +120,14 @@ def ship_schemes(spark, scheme_dirs: Mapping[str, str]) -> bool:
 
 
 class BatchGrouper:
-    """Turns a batch of claims (the pass-through columns and ``scheme_id``) into a batch of
-    ``grouped_claims`` rows: the claim columns untouched, the group columns from :func:`group_batch`,
-    the model version of each row's scheme and the run's constants. Compiled schemes are loaded on
-    first use (once per task)."""
+    """Turns a batch of claims into a batch of ``grouped_claims`` rows: the claim columns untouched,
+    the group columns from :func:`group_batch`, the model version of each row's scheme and the run's
+    constants (:meth:`added`, from the grouper's inputs and ``scheme_id`` only; :meth:`assemble` puts
+    them beside the claim columns). Compiled schemes are loaded on first use (once per task)."""
 
     def __init__(self, scheme_dirs: Mapping[str, str], versions: Mapping[str, str], run_id: str,
-                 grouped_at: datetime, in_names: list[str], out_schema: pa.Schema, cache_dir: str | None):
-        self.dirs, self.versions, self.in_names, self.out_schema = dict(scheme_dirs), dict(versions), in_names, out_schema
+                 grouped_at: datetime, out_schema: pa.Schema, cache_dir: str | None):
+        self.dirs, self.versions, self.out_schema = dict(scheme_dirs), dict(versions), out_schema
         self.cache_dir = cache_dir
         self.run = pa.scalar(run_id, pa.string())
         self.stamp = pa.scalar(grouped_at, pa.timestamp("us", tz="UTC"))
@@ -148,23 +140,33 @@ class BatchGrouper:
             self.compiled[scheme_id] = load_compiled(self.dirs[scheme_id], self.cache_dir)
         return self.compiled[scheme_id]
 
-    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+    def added(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        """The columns ``grouped_claims`` adds to the claim columns, for a batch that holds (at least)
+        :data:`GROUPER_INPUTS` and ``scheme_id``."""
         n = batch.num_rows
-        out = {name: batch.column(name) for name in self.in_names}  # passed through as they are
-        out.update(group_batch(batch, self.compiled_for))
-        schemes = pc.dictionary_encode(batch.column("scheme_id"))
+        out = group_batch(batch, self.compiled_for)
+        out["scheme_id"] = batch.column("scheme_id")
+        schemes = pc.dictionary_encode(out["scheme_id"])
         out["scheme_model_version"] = pa.array([self.versions.get(s) for s in schemes.dictionary.to_pylist()],
                                                pa.string()).take(schemes.indices)
         out["group_run_id"] = pa.repeat(self.run, n)
         out["grouped_at"] = pa.repeat(self.stamp, n)
-        return pa.RecordBatch.from_arrays([out[f.name] for f in self.out_schema], schema=self.out_schema)
+        return out
+
+    def assemble(self, claims: pa.RecordBatch, added: Mapping[str, pa.Array]) -> pa.RecordBatch:
+        """The ``grouped_claims`` batch: ``added`` (row for row with ``claims``) and the claim columns."""
+        return pa.RecordBatch.from_arrays([added[f.name] if f.name in added else claims.column(f.name)
+                                           for f in self.out_schema], schema=self.out_schema)
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        return self.assemble(batch, self.added(batch))
 
 
 def _grouper(scheme_dirs: Mapping[str, str], versions: Mapping[str, str], run_id: str, grouped_at: datetime,
-             in_names: list[str], out_schema: pa.Schema, ship: bool, cache_dir: str | None):
+             out_schema: pa.Schema, ship: bool, cache_dir: str | None):
     def group_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        grouper = BatchGrouper(scheme_dirs_here(scheme_dirs, ship), versions, run_id, grouped_at, in_names,
-                               out_schema, cache_dir)
+        grouper = BatchGrouper(scheme_dirs_here(scheme_dirs, ship), versions, run_id, grouped_at, out_schema,
+                               cache_dir)
         for batch in batches:
             yield grouper(batch)
 
@@ -186,8 +188,6 @@ def group_claims(claims: DataFrame, scheme_dirs: Mapping[str, str], policy: Grou
     ship = ship_schemes(claims.sparkSession, scheme_dirs)
     claim_cols = passed_columns()
     with_scheme = claims.select(*claim_cols, scheme_column(policy).alias("scheme_id"))
-    in_names = [*claim_cols, "scheme_id"]
-    out_schema = target.arrow_schema
-    fn = _grouper(dict(scheme_dirs), dict(model_versions or {}), run_id, grouped_at, in_names, out_schema, ship,
+    fn = _grouper(dict(scheme_dirs), dict(model_versions or {}), run_id, grouped_at, target.arrow_schema, ship,
                   cache_dir)
     return with_scheme.mapInArrow(fn, target.schema)
