@@ -216,8 +216,8 @@ def test_decoded_turns_dictionary_columns_and_lists_of_them_back_into_plain_ones
 
     codes = pa.array([["A", "B"], None, [], ["A"]], pa.list_(pa.string()))
     coded = pa.ListArray.from_arrays(codes.offsets, codes.values.dictionary_encode(), mask=codes.is_null())
-    batch = pa.RecordBatch.from_arrays([pa.array(["x", None, "x", "y"]).dictionary_encode(), coded, pa.array([1, 2, 3, 4])],
-                                       names=["a", "b", "c"])
+    batch = pa.RecordBatch.from_arrays([pa.array(["x", None, "x", "y"]).dictionary_encode(), coded,
+                                        pa.array([1, 2, 3, 4])], names=["a", "b", "c"])
     out = _decoded(batch)
     assert out.schema.types == [pa.string(), pa.list_(pa.string()), pa.int64()]
     assert out.to_pydict() == {"a": ["x", None, "x", "y"], "b": [["A", "B"], None, [], ["A"]], "c": [1, 2, 3, 4]}

@@ -2,15 +2,17 @@
 
 The DataFrame path (:func:`casemix.grouping.distributed.group_claims`) lets Spark read the claims,
 convert every row to Arrow for the Python grouper, convert the result back to rows, shuffle them by
-partition and write them with Spark's Parquet writer. On 1 M claims on ``local[2]`` that is about
-20 s, of which the grouping is about 1 s (bench/RESULTS.md). This path keeps every row in Arrow:
+partition and write them with Spark's Parquet writer. On 10 M claims on ``local[2]`` that is about
+134 s, against 11-12 s for this path (bench/RESULTS.md), which keeps every row in Arrow:
 
 * the driver takes the snapshot's file list from the Delta log (no Spark read) and deals the
   ``claims`` partitions of the period out to tasks, balanced by rows (whole partitions, unless a
   partition holds more than ``task_rows`` rows in several files: then runs of its files);
-* each task reads its files with Arrow (in batches), groups them with the same
-  :class:`~casemix.grouping.distributed.BatchGrouper` as the DataFrame path, and writes the rows
-  of each partition (or run of files) as one Parquet file into the folder the store gave it, in the
+* each task reads its files with Arrow (in batches; the code columns as their Parquet dictionaries,
+  so the grouper looks each distinct code of a batch up once), groups them with the same
+  :class:`~casemix.grouping.distributed.BatchGrouper` as the DataFrame path (only the grouper's
+  columns are gathered into the batch it groups), and writes the rows of each partition (or run of
+  files) as one Parquet file (:func:`parquet_options`) into the folder the store gave it, in the
   partition's sub-folder (``claims`` and ``grouped_claims`` have the same partition columns, so no row moves
   between tasks: there is no shuffle);
 * the store reads the new files' footers and commits them in one version
@@ -41,8 +43,8 @@ from casemix.policy import GroupingPolicy
 from casemix.storage.deltars import DataFile, partition_dir
 from casemix.tables import CATALOGUE, TableDef
 
-__all__ = ["replace_grouped_claims", "group_claim_files", "deal_partitions", "default_tasks", "parquet_options", "PartitionResult",
-           "GroupingCountError"]
+__all__ = ["replace_grouped_claims", "group_claim_files", "deal_partitions", "default_tasks", "parquet_options",
+           "PartitionResult", "GroupingCountError", "CODE_COLUMNS"]
 
 #: rows read per task before the buffered claims are grouped together (Spark's Arrow batch size)
 DEFAULT_BATCH_ROWS = 100_000
