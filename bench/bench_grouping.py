@@ -3,10 +3,11 @@
 For each size N the same generated province (cases validated exactly as ingestion does, then kept
 as a Parquet file of claims under bench/.data/) is grouped with chs-drg-1.1 by
 
-  (a) the vectorised core, ``group_frame``, on ONE core (process pinned to CPU 0, Arrow single-threaded),
-      over Arrow batches of exactly 100 000 rows (the batch size of both grouping paths) converted as
-      the Spark job converts them, and again in batches of 250 000 rows (warm: one untimed pass first,
-      then the best of --repeat passes);
+  (a) the vectorised core on ONE core (process pinned to CPU 0, Arrow single-threaded), over batches of
+      exactly 100 000 rows (the batch size of both grouping paths): ``group_arrow`` on Arrow batches
+      whose code columns are dictionary-encoded as the file-wise job reads them from Parquet, the same
+      on plain string columns (as Spark hands them to the DataFrame path), and ``group_frame`` on
+      Arrow-backed pandas frames (warm: one untimed pass first, then the best of --repeat passes);
   (b) the Spark grouping job on ``local[2]``, reading a ``claims`` Delta table laid out as ingestion
       writes it (region x month partitions; made once under bench/.data/claims-table-N):
       the file-wise path (``casemix.grouping.direct``, the default with delta-rs: each task reads,
@@ -16,16 +17,18 @@ as a Parquet file of claims under bench/.data/) is grouped with chs-drg-1.1 by
   (c) the straightforward per-record implementation, ``group_record``, on a sample of the same cases
       (its rate does not depend on N; best of --repeat passes);
 
-and prints records/s, peak RSS of the process tree, and the ratios to (c). Unless --no-ceilings, two
-ceilings for (b) are measured in the same session, with no grouping at all:
+and prints records/s, peak RSS of the process tree, and the ratios to (c). Unless --no-ceilings, these
+ceilings for (b) are measured in the same session:
 
   ceiling: the same claim columns read and sent through an identity ``mapInArrow`` (JVM -> Arrow ->
       Python -> Arrow -> JVM), no-op sink: what any Python step over these rows costs on local[2];
   ceiling: the same rows with constant group columns (no Python) written to ``grouped_claims`` exactly
-      as the DataFrame path writes them: what its Delta write alone costs.
+      as the DataFrame path writes them: what its Delta write alone costs;
+  ceiling: the file-wise path writing to a warehouse in memory (/dev/shm): what the disk costs it.
 
   python bench/bench_grouping.py                      # 1 M and 10 M cases
   python bench/bench_grouping.py --sizes 200000 --reference-sample 5000
+  python bench/bench_grouping.py --sizes 10000000 --repeat 5 --no-dataframe   # the file-wise path only
 """
 from __future__ import annotations
 
@@ -88,26 +91,40 @@ def prepare_claims(spark, n: int, data: Path) -> Path:
     return path
 
 
-def core_one_core(path: Path, n: int, repeat: int, batch_rows: int = 100_000):
+def core_one_core(path: Path, n: int, repeat: int, form: str = "coded", batch_rows: int = 100_000):
+    """(a): the core on ONE core, over batches of exactly ``batch_rows`` rows (as both job paths cut
+    them), in one of three forms: ``coded``, Arrow batches whose code columns are dictionary-encoded
+    as the file-wise job reads them from Parquet, grouped with ``group_arrow``; ``plain``, the same
+    with plain string columns (as Spark hands them to the DataFrame path's ``mapInArrow``); ``pandas``,
+    the plain batches converted to Arrow-backed pandas frames and grouped with ``group_frame`` (as a
+    notebook calls it)."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from casemix.grouping import group_frame, load_compiled
+    from casemix.grouping import group_arrow, group_frame, load_compiled
+    from casemix.grouping.direct import CODE_COLUMNS
     from casemix.grouping.distributed import GROUPER_INPUTS
 
     compiled = load_compiled(schemes_dir() / SCHEME)
-    # batches of exactly batch_rows rows (the last one shorter), as both grouping paths cut them
-    table = pa.concat_tables(pq.read_table(f, columns=list(GROUPER_INPUTS)) for f in sorted(path.glob("*.parquet")))
-    batches = table.combine_chunks().to_batches(max_chunksize=batch_rows)
+    coded = list(CODE_COLUMNS.values()) if form == "coded" else None
+    table = pa.concat_tables(pq.read_table(f, columns=list(GROUPER_INPUTS), read_dictionary=coded)
+                             for f in sorted(path.glob("*.parquet")))
+    batches = table.combine_chunks().to_batches(max_chunksize=batch_rows)  # (one dictionary per column)
     del table
     records = sum(b.num_rows for b in batches)
 
     def run():
-        for b in batches:
-            group_frame(compiled, pa.Table.from_batches([b]).to_pandas(types_mapper=pd.ArrowDtype))
+        if form == "pandas":
+            for b in batches:
+                group_frame(compiled, pa.Table.from_batches([b]).to_pandas(types_mapper=pd.ArrowDtype))
+        else:
+            for b in batches:
+                group_arrow(compiled, b)
 
-    name = "(a) vectorised core, 1 core" + ("" if batch_rows == 100_000 else f", {batch_rows // 1000}k batches")
+    name = {"coded": "(a) vectorised core, 1 core, codes as read from Parquet",
+            "plain": "(a) vectorised core, 1 core, plain strings",
+            "pandas": "(a) group_frame, 1 core, pandas frames"}[form]
     return best_of(name, records, run, repeat, warmup=True), batches
 
 
@@ -160,7 +177,7 @@ def claims_table(spark, path: Path, n: int, data: Path):
     return store
 
 
-def spark_job(spark, path: Path, n: int, tmp: Path, repeat: int, ceilings: bool):
+def spark_job(spark, path: Path, n: int, tmp: Path, repeat: int, ceilings: bool, dataframe: bool = True):
     import shutil
 
     from casemix.grouping.direct import replace_grouped_claims
@@ -179,9 +196,12 @@ def spark_job(spark, path: Path, n: int, tmp: Path, repeat: int, ceilings: bool)
     def noop(df):
         df.write.format("noop").mode("overwrite").save()
 
-    out = [best_of("(b) Spark job local[2], DataFrame path, no-op sink", records,
-                   lambda: noop(group_claims(claims, dirs, policy, run_id="bench", grouped_at=grouped_at)), repeat)]
-    if ceilings:
+    out = []
+    if dataframe:
+        out.append(best_of("(b) Spark job local[2], DataFrame path, no-op sink", records,
+                           lambda: noop(group_claims(claims, dirs, policy, run_id="bench", grouped_at=grouped_at)),
+                           repeat))
+    if dataframe and ceilings:
         grouped = CATALOGUE["grouped_claims"].columns
         passed = claims.select(*[c for c in CATALOGUE["claims"].columns if c in grouped],
                                scheme_column(policy).alias("scheme_id"))
@@ -199,12 +219,25 @@ def spark_job(spark, path: Path, n: int, tmp: Path, repeat: int, ceilings: bool)
     m = best_of("(b) Spark job local[2], file-wise path, Delta write", records, by_files, repeat)
     m.extra["note"] = f"{len(store.read('grouped_claims').inputFiles())} files written, " + m.extra.get("note", "")
     out.append(m)
-    with measure("(b) Spark job local[2], DataFrame path, Delta write", records) as m:
-        grouped = group_claims(claims, dirs, policy, run_id="bench", grouped_at=datetime.now(timezone.utc))
-        store.replace_partitions("grouped_claims", grouped, {"discharge_month": months})
-    m.extra["note"] = f"{len(store.read('grouped_claims').inputFiles())} files written"
-    out.append(m)
-    if ceilings:
+    shm = Path("/dev/shm")
+    if ceilings and shm.is_dir():
+        memory = DeltaRsStore(spark, str(shm / f"casemix-bench-{n}-{int(time.time())}"))
+
+        def in_memory():
+            replace_grouped_claims(spark, memory, files, months, dirs, policy, run_id="bench",
+                                   grouped_at=datetime.now(timezone.utc))
+
+        try:
+            out.append(best_of("ceiling: the same, warehouse in memory (/dev/shm)", records, in_memory, repeat))
+        finally:
+            shutil.rmtree(memory.warehouse, ignore_errors=True)
+    if dataframe:
+        with measure("(b) Spark job local[2], DataFrame path, Delta write", records) as m:
+            grouped = group_claims(claims, dirs, policy, run_id="bench", grouped_at=datetime.now(timezone.utc))
+            store.replace_partitions("grouped_claims", grouped, {"discharge_month": months})
+        m.extra["note"] = f"{len(store.read('grouped_claims').inputFiles())} files written"
+        out.append(m)
+    if dataframe and ceilings:
         with measure("ceiling: DataFrame Delta write without grouping", records) as m:
             store.replace_partitions("grouped_claims", _no_grouping(claims, policy, grouped_at),
                                      {"discharge_month": months})
@@ -221,7 +254,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of (a), (c) and the no-op Spark cases; the fastest is reported (default 3)")
     parser.add_argument("--no-ceilings", dest="ceilings", action="store_false",
-                        help="skip the two no-grouping ceilings of the Spark job")
+                        help="skip the ceilings of the Spark job")
+    parser.add_argument("--no-dataframe", dest="dataframe", action="store_false",
+                        help="skip the DataFrame path of the Spark job (and its ceilings): file-wise path only")
     args = parser.parse_args()
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
@@ -235,13 +270,15 @@ def main() -> None:
 
         os.sched_setaffinity(0, {min(all_cpus)})
         pa.set_cpu_count(1)
-        a, batches = core_one_core(paths[n], n, args.repeat)
-        a_large, _ = core_one_core(paths[n], n, args.repeat, batch_rows=250_000)
+        a, _ = core_one_core(paths[n], n, args.repeat, "coded")
+        a_plain, _ = core_one_core(paths[n], n, args.repeat, "plain")
+        a_pandas, batches = core_one_core(paths[n], n, args.repeat, "pandas")
         c = reference(batches, args.reference_sample, args.repeat)
         del batches, _
         os.sched_setaffinity(0, all_cpus)
         pa.set_cpu_count(len(all_cpus))
-        rows = [a, a_large, *spark_job(spark, paths[n], n, data, args.repeat, args.ceilings), c]
+        jobs = spark_job(spark, paths[n], n, data, args.repeat, args.ceilings, args.dataframe)
+        rows = [a, a_plain, a_pandas, *jobs, c]
         print_table(f"Grouping {n:,} generated cases with {SCHEME}", rows, baseline=c.name)
         print()
     spark.stop()
