@@ -205,6 +205,8 @@ def test_grouped_files_layout_and_codes_read_as_dictionaries(spark, claims_store
     assert chunk["claim_id"].compression == "SNAPPY" and not dictionary & set(chunk["claim_id"].encodings)
     assert dictionary & set(chunk["principal_dx"].encodings) and dictionary & set(chunk["drg"].encodings)
     assert dictionary & set(chunk["secondary_dxs.list.element"].encodings)
+    assert {chunk[c].compression for c in ("secondary_dxs.list.element", "procedures.list.element", "trace")} == {
+        "SNAPPY"}
     by_files = claims_store.read("grouped_claims")
     by_dataframe = group_claims(claims_store.read("claims"), _dirs(schemes_dir), POLICY, run_id="r", grouped_at=at)
     assert by_files.exceptAll(by_dataframe).count() == 0 and by_dataframe.exceptAll(by_files).count() == 0
@@ -221,3 +223,35 @@ def test_decoded_turns_dictionary_columns_and_lists_of_them_back_into_plain_ones
     out = _decoded(batch)
     assert out.schema.types == [pa.string(), pa.list_(pa.string()), pa.int64()]
     assert out.to_pydict() == {"a": ["x", None, "x", "y"], "b": [["A", "B"], None, [], ["A"]], "c": [1, 2, 3, 4]}
+
+
+def test_claims_files_of_several_row_groups_read_in_batches_across_them(spark, claims_store, tmp_path, schemes_dir):
+    """Batches that would span row groups (1-row groups, 3-row batches): code lists read as
+    dictionaries cannot cross a row group in pyarrow, so each is read on its own; same rows."""
+    files = []
+    for f in claims_store.data_files("claims"):
+        copy = tmp_path / f"rg-{len(files)}.parquet"
+        pq.write_table(pq.read_table(f.path), copy, row_group_size=1)
+        files.append(dataclasses.replace(f, path=str(copy)))
+    assert max(pq.read_metadata(f.path).num_row_groups for f in files) == 3
+    at = datetime.now(timezone.utc)
+    store = DeltaRsStore(spark, str(tmp_path / "out"))
+    _, results = replace_grouped_claims(spark, store, files, MONTHS, _dirs(schemes_dir), POLICY, run_id="r",
+                                        grouped_at=at, batch_rows=3)
+    assert sum(r.rows_out for r in results) == 5
+    by_files = store.read("grouped_claims")
+    by_dataframe = group_claims(claims_store.read("claims"), _dirs(schemes_dir), POLICY, run_id="r", grouped_at=at)
+    assert by_files.exceptAll(by_dataframe).count() == 0 and by_dataframe.exceptAll(by_files).count() == 0
+
+
+def test_an_empty_batch_groups_to_empty_columns():
+    from casemix.grouping.distributed import RESULT_COLUMNS, group_batch
+
+    names = ["sex", "age_years", "age_days", "birth_weight_g", "dept", "los_days", "discharge_status",
+             "principal_dx", "secondary_dxs", "procedures", "scheme_id"]
+    schema = CATALOGUE["claims"].arrow_schema
+    empty = pa.RecordBatch.from_arrays(
+        [pa.array([], schema.field(n).type if n in schema.names else pa.string()) for n in names], names=names)
+    out = group_batch(empty, lambda scheme: pytest.fail("no scheme is needed for no rows"))
+    assert list(out) == list(RESULT_COLUMNS) and all(len(a) == 0 for a in out.values())
+    assert out["has_mcc"].type == pa.bool_() and out["drg"].type == pa.string()

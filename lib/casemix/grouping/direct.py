@@ -144,7 +144,9 @@ def parquet_options(definition: TableDef) -> dict:
     fields = definition.arrow_schema
     dictionary = [f"{f.name}.list.element" if pa.types.is_list(f.type) else f.name for f in fields
                   if f.name not in plain and not pa.types.is_decimal(f.type)]
-    compression = {f.name: "none" if f.name in raw else "snappy" for f in fields}
+    # (keyed by leaf column: a list column's values are ``<name>.list.element``)
+    compression = {f"{f.name}.list.element" if pa.types.is_list(f.type) else f.name:
+                   "none" if f.name in raw else "snappy" for f in fields}
     return dict(compression=compression, use_dictionary=dictionary, store_decimal_as_integer=True)
 
 
@@ -228,7 +230,11 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
                     pf = pq.ParquetFile(handle, metadata=meta,
                                         read_dictionary=[leaf for c, leaf in CODE_COLUMNS.items() if c in names])
                     present = [n for n in in_names if n in names]
-                    for batch in pf.iter_batches(batch_size=batch_rows, columns=present, use_threads=False):
+                    # one row group at a time: pyarrow cannot read a list of dictionaries across row groups
+                    batches = (batch for group in range(meta.num_row_groups)
+                               for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[group],
+                                                            columns=present, use_threads=False))
+                    for batch in batches:
                         if not batch.num_rows:
                             continue
                         claims = _conform(batch, f, in_names, claims_schema)

@@ -75,6 +75,9 @@ def group_batch(batch: pa.RecordBatch, compiled_for: Callable[[str], object]) ->
     for row (string columns null where the grouper gives none; ``trace`` "" instead of null)."""
     from casemix.grouping import group_arrow
 
+    if not batch.num_rows:
+        return {name: pa.array([], pa.bool_() if name in ("has_mcc", "has_cc") else pa.string())
+                for name in RESULT_COLUMNS}
     inputs = batch.select(list(GROUPER_INPUTS))
     schemes = batch.column("scheme_id")
     distinct = pc.unique(schemes).to_pylist()
