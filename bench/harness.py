@@ -85,13 +85,16 @@ def spark_session(args, app: str):
                                        conf={"spark.ui.showConsoleProgress": "false"}), app)
 
 
-def best_of(name: str, records: int, run, repeat: int = 1, warmup: bool = False) -> Measurement:
-    """Call ``run()`` ``repeat`` times (after one untimed call if ``warmup``); the fastest run, with the
-    highest peak RSS of all runs (on a shared machine the minimum is the least disturbed run)."""
+def best_of(name: str, records: int, run, repeat: int = 1, warmup: bool = False, before=None) -> Measurement:
+    """Call ``run()`` ``repeat`` times (after one untimed call if ``warmup``; ``before()``, untimed,
+    before each timed call); the fastest run, with the highest peak RSS of all runs (on a shared machine
+    the minimum is the least disturbed run)."""
     if warmup:
         run()
     runs = []
     for _ in range(repeat):
+        if before is not None:
+            before()
         with measure(name, records) as m:
             run()
         runs.append(m)
