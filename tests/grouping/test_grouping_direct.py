@@ -255,3 +255,21 @@ def test_an_empty_batch_groups_to_empty_columns():
     out = group_batch(empty, lambda scheme: pytest.fail("no scheme is needed for no rows"))
     assert list(out) == list(RESULT_COLUMNS) and all(len(a) == 0 for a in out.values())
     assert out["has_mcc"].type == pa.bool_() and out["drg"].type == pa.string()
+
+
+def test_a_grouped_batch_with_a_column_of_the_wrong_type_is_refused(schemes_dir):
+    from casemix.grouping.distributed import BatchGrouper
+
+    grouper = BatchGrouper(_dirs(schemes_dir), {}, "r", datetime.now(timezone.utc),
+                           CATALOGUE["grouped_claims"].arrow_schema, None)
+    claims = pa.RecordBatch.from_pylist([], schema=CATALOGUE["claims"].arrow_schema)
+    added = {f.name: pa.array([], f.type) for f in CATALOGUE["grouped_claims"].arrow_schema
+             if f.name not in CATALOGUE["claims"].columns}
+    assert grouper.assemble(claims, added).schema == CATALOGUE["grouped_claims"].arrow_schema
+    # lists whose items may be null (as Spark hands them to mapInArrow) are accepted
+    loose = claims.set_column(claims.schema.get_field_index("procedures"), "procedures",
+                              pa.array([], pa.list_(pa.string())))
+    assert grouper.assemble(loose, added).num_rows == 0
+    added["drg"] = pa.array([], pa.string()).dictionary_encode()
+    with pytest.raises(TypeError, match="drg"):
+        grouper.assemble(claims, added)

@@ -157,12 +157,24 @@ class BatchGrouper:
         return out
 
     def assemble(self, claims: pa.RecordBatch, added: Mapping[str, pa.Array]) -> pa.RecordBatch:
-        """The ``grouped_claims`` batch: ``added`` (row for row with ``claims``) and the claim columns."""
-        return pa.RecordBatch.from_arrays([added[f.name] if f.name in added else claims.column(f.name)
-                                           for f in self.out_schema], schema=self.out_schema)
+        """The ``grouped_claims`` batch: ``added`` (row for row with ``claims``) and the claim columns.
+        (``RecordBatch.from_arrays`` does not compare the arrays' types with the schema's: done here,
+        but for the nullability of list items, which Spark's Arrow conversion does not keep.)"""
+        arrays = [added[f.name] if f.name in added else claims.column(f.name) for f in self.out_schema]
+        wrong = [(f.name, a.type) for f, a in zip(self.out_schema, arrays) if not _same_type(a.type, f.type)]
+        if wrong:
+            raise TypeError(f"grouped_claims columns of the wrong type (column, type): {wrong}")
+        return pa.RecordBatch.from_arrays(arrays, schema=self.out_schema)
 
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         return self.assemble(batch, self.added(batch))
+
+
+def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
+    """Equal types, list item nullability aside."""
+    if pa.types.is_list(a) and pa.types.is_list(b):
+        return _same_type(a.value_type, b.value_type)
+    return a == b
 
 
 def _grouper(scheme_dirs: Mapping[str, str], versions: Mapping[str, str], run_id: str, grouped_at: datetime,
