@@ -77,9 +77,9 @@ def _dictionary_coded(table: pa.Table) -> pa.Table:
 @pytest.mark.parametrize("sid", ["chs-drg-1.1", "yunnan-2023", "zhejiang-2022"])
 def test_arrow_core_equals_pandas_core(schemes, compiled, sid):
     """``group_arrow`` (what both job paths call; traces built as Arrow strings) gives ``group_frame``'s
-    results, row for row and column for column, on plain and on dictionary-encoded code columns (the
-    same records as above: fallthroughs, QY, invalid records, zhejiang's retries), with and without
-    code maps."""
+    results, row for row and column for column, on plain and on dictionary-encoded code columns and on
+    the pandas frame itself (the same records as above: fallthroughs, QY, invalid records, zhejiang's
+    retries), with and without code maps."""
     df = RecordGenerator(schemes(sid), seed=20240601).frame(N_MAIN)
     # (Arrow columns have one type: the records' numeric sexes 1/2 become "1"/"2", which mean the same)
     table = pa.Table.from_pandas(df.assign(sex=df.sex.map(lambda v: v if v is None else str(v))), preserve_index=False)
@@ -87,7 +87,7 @@ def test_arrow_core_equals_pandas_core(schemes, compiled, sid):
     assert pa.types.is_dictionary(coded.schema.field("secondary_dxs").type.value_type)
     for kw in ({}, {"apply_code_maps": True}, {"unknown_codes": "ignore"}):
         want = group_frame(compiled(sid), df, **kw)
-        for data in (table, coded, coded.to_batches()[0]):
+        for data in (table, coded, coded.to_batches()[0], df):
             got = group_arrow(compiled(sid), data, **kw)
             assert got.schema.names == list(OUTPUT_COLUMNS) and got.num_rows == len(df)
             for col in OUTPUT_COLUMNS:
