@@ -142,18 +142,21 @@ def parquet_options(definition: TableDef) -> dict:
     this writes ~25 % faster than pyarrow's defaults, into files ~5 % smaller; bench/RESULTS.md.)"""
     plain, raw = set(definition.plain_columns), set(definition.incompressible_columns)
     fields = definition.arrow_schema
-    dictionary = [f"{f.name}.list.element" if pa.types.is_list(f.type) else f.name for f in fields
-                  if f.name not in plain and not pa.types.is_decimal(f.type)]
-    # (keyed by leaf column: a list column's values are ``<name>.list.element``)
-    compression = {f"{f.name}.list.element" if pa.types.is_list(f.type) else f.name:
-                   "none" if f.name in raw else "snappy" for f in fields}
+    dictionary = [_leaf(f) for f in fields if f.name not in plain and not pa.types.is_decimal(f.type)]
+    compression = {_leaf(f): "none" if f.name in raw else "snappy" for f in fields}
     return dict(compression=compression, use_dictionary=dictionary, store_decimal_as_integer=True)
+
+
+def _leaf(field: pa.Field) -> str:
+    """The Parquet leaf column holding ``field``'s values, as pyarrow's writer and reader options name
+    it: the field's name, ``<name>.list.element`` for a list."""
+    return f"{field.name}.list.element" if pa.types.is_list(field.type) else field.name
 
 
 #: claim columns of codes -> their Parquet leaf column: read as Arrow dictionary arrays, so that the
 #: grouper looks each distinct code of a batch up once (written back plain, which is faster)
-CODE_COLUMNS = {"principal_dx": "principal_dx", "secondary_dxs": "secondary_dxs.list.element",
-                "procedures": "procedures.list.element"}
+CODE_COLUMNS = {c: _leaf(CATALOGUE["claims"].arrow_schema.field(c)) for c in ("principal_dx", "secondary_dxs",
+                                                                             "procedures")}
 
 
 def _decoded(batch: pa.RecordBatch) -> pa.RecordBatch:
