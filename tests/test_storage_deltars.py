@@ -1,6 +1,7 @@
 """The delta-rs engine: Spark writes the files, delta-rs commits once per write; real tables in temp folders."""
 from __future__ import annotations
 
+import os
 import threading
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -218,6 +219,48 @@ def test_null_in_a_not_null_column_is_refused_before_commit(spark, store):
     df = frame(spark, [row("a", 1, "R01", "2024-01")]).withColumn("id", F.lit(None).cast("string"))
     with pytest.raises(StorageError, match="column id is NOT NULL"):
         store.append(EVENTS, df)
+    assert not store.exists(EVENTS)
+
+
+def _write_events_file(folder_uri, rows, *, statistics, schema=None):
+    """One file of EVENTS rows of partition R01/2024-01, written by pyarrow (as the file-wise grouping
+    writes its files), with statistics for the ``statistics`` columns only."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from casemix.storage.deltars import partition_dir
+
+    schema = schema or EVENTS.arrow_schema
+    rel = f"{partition_dir(EVENTS, {'region': 'R01', 'month': '2024-01'})}/part-0.parquet"
+    path = f"{folder_uri.removeprefix('file://')}/{rel}"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    table = pa.Table.from_pylist([dict(zip(EVENTS.columns, r)) for r in rows], schema=schema)
+    pq.write_table(table, path, write_statistics=statistics)
+    return {rel: len(rows)}
+
+
+def test_a_file_without_statistics_proves_not_null_by_its_required_columns(spark, store):
+    import pyarrow as pa
+
+    rows = [row("a", 1, "R01", "2024-01"), row("b", 1, "R01", "2024-01", n=2)]
+    version = store.replace_partitions_with_files(
+        EVENTS, lambda uri: _write_events_file(uri, rows, statistics=["region", "month", "ver"]),
+        {"month": ["2024-01"]})
+    assert version == 0
+    assert rows_of(store.read(EVENTS)) == rows_of(frame(spark, rows))
+    [add] = pa.table(DeltaTable(store.location(EVENTS)).get_add_actions(flatten=True)).to_pylist()
+    assert add["null_count.id"] is None and add["min.id"] is None  # no statistics for id: nothing claimed
+    assert add["null_count.ver"] == 0 and (add["min.ver"], add["max.ver"]) == (1, 1)
+
+
+def test_a_not_null_column_neither_required_nor_counted_is_refused(spark, store):
+    import pyarrow as pa
+
+    loose = pa.schema([f.with_nullable(True) for f in EVENTS.arrow_schema])  # every column OPTIONAL
+    with pytest.raises(StorageError, match="column id is NOT NULL, but .* neither declares it REQUIRED nor counts"):
+        store.replace_partitions_with_files(
+            EVENTS, lambda uri: _write_events_file(uri, [row("a", 1, "R01", "2024-01")], statistics=["region", "month"],
+                                                   schema=loose), {"month": ["2024-01"]})
     assert not store.exists(EVENTS)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from casemix.grouping.direct import GroupingCountError, deal_partitions, replace_grouped_claims
 from casemix.grouping.distributed import group_claims, scheme_column, scheme_ids
@@ -207,6 +208,13 @@ def test_grouped_files_layout_and_codes_read_as_dictionaries(spark, claims_store
     assert dictionary & set(chunk["secondary_dxs.list.element"].encodings)
     assert {chunk[c].compression for c in ("secondary_dxs.list.element", "procedures.list.element", "trace")} == {
         "SNAPPY"}
+    # statistics only for the table's stats columns and partition columns
+    target = CATALOGUE["grouped_claims"]
+    with_stats = {c for c, ch in chunk.items() if ch.is_stats_set}
+    assert with_stats == {*target.stats_columns, *target.partition_by}
+    assert chunk["hospital_id"].statistics.min <= chunk["hospital_id"].statistics.max
+    config = DeltaTable(claims_store.location("grouped_claims")).metadata().configuration
+    assert config["delta.dataSkippingStatsColumns"] == ",".join(target.stats_columns)
     by_files = claims_store.read("grouped_claims")
     by_dataframe = group_claims(claims_store.read("claims"), _dirs(schemes_dir), POLICY, run_id="r", grouped_at=at)
     assert by_files.exceptAll(by_dataframe).count() == 0 and by_dataframe.exceptAll(by_files).count() == 0

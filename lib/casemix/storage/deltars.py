@@ -38,6 +38,7 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError as DeltaT
 from deltalake.transaction import AddAction, CommitProperties, RemoveAction, create_table_with_add_actions
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, DataType, MapType, StructType
 
 from casemix.storage.base import (
     FILE_COLUMN,
@@ -78,6 +79,10 @@ def _footer(fs: pafs.FileSystem, path: str) -> dict[str, Any]:
         size = handle.size()
         meta = pq.ParquetFile(handle).metadata
     columns: dict[str, dict[str, Any]] = {}
+    # top-level columns the file declares REQUIRED: they cannot hold a null (no definition levels),
+    # whether or not the writer kept statistics for them
+    required = {meta.schema.column(i).path for i in range(meta.num_columns)
+                if "." not in meta.schema.column(i).path and meta.schema.column(i).max_definition_level == 0}
     for rg in range(meta.num_row_groups):
         group = meta.row_group(rg)
         for ci in range(group.num_columns):
@@ -94,7 +99,12 @@ def _footer(fs: pafs.FileSystem, path: str) -> dict[str, Any]:
             if st.has_min_max:
                 entry["min"] = st.min if entry["min"] is None else min(entry["min"], st.min)
                 entry["max"] = st.max if entry["max"] is None else max(entry["max"], st.max)
-    return {"path": path, "size": size, "rows": meta.num_rows, "columns": columns}
+    return {"path": path, "size": size, "rows": meta.num_rows, "columns": columns, "required": required}
+
+
+def _flat(dtype: DataType) -> bool:
+    """Whether a column of this type is one Parquet leaf column of its own name (no list, map or struct)."""
+    return not isinstance(dtype, (ArrayType, MapType, StructType))
 
 
 def _stat_value(value: Any) -> Any:
@@ -251,7 +261,14 @@ class DeltaRsStore(DeltaStore):
                     )
             for f in definition.schema.fields:
                 st = cols.get(f.name)
-                if not f.nullable and st is not None and st["exact"] and st["nulls"] > 0:
+                if f.nullable or f.name in foot["required"] or not _flat(f.dataType):
+                    continue  # (lists: checked by the writer, their footer statistics are per element)
+                if st is None or not st["exact"]:
+                    raise StorageError(
+                        f"cannot write to table {definition.name}: column {f.name} is NOT NULL, but "
+                        f"{foot['path']} neither declares it REQUIRED nor counts its nulls; refusing to commit"
+                    )
+                if st["nulls"] > 0:
                     raise StorageError(
                         f"cannot write to table {definition.name}: column {f.name} is NOT NULL but "
                         f"{st['nulls']} rows of {foot['path']} are null"
@@ -259,7 +276,7 @@ class DeltaRsStore(DeltaStore):
             stats = {"numRecords": rows, "nullCount": {}, "minValues": {}, "maxValues": {}}
             for f in definition.schema.fields:
                 st = cols.get(f.name)
-                if st is None or not st["exact"]:
+                if st is None or not st["exact"] or not definition.keeps_stats(f.name):
                     continue
                 stats["nullCount"][f.name] = st["nulls"]
                 lo, hi = _stat_value(st["min"]), _stat_value(st["max"])
