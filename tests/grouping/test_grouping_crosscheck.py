@@ -63,13 +63,15 @@ def test_core_equals_reference_variants(schemes, compiled, sid):
 
 
 def _dictionary_coded(table: pa.Table) -> pa.Table:
-    """``table`` with its code columns dictionary-encoded, as the file-wise grouping job reads them."""
+    """``table`` with its code columns, sex and department dictionary-encoded, as the file-wise grouping
+    job reads them."""
     def lists(col: pa.ChunkedArray) -> pa.Array:
         arr = col.combine_chunks()
         return pa.ListArray.from_arrays(arr.offsets, pc.dictionary_encode(arr.values), mask=arr.is_null())
 
-    return (table.set_column(table.schema.get_field_index("principal_dx"), "principal_dx",
-                             pc.dictionary_encode(table.column("principal_dx")))
+    for name in ("principal_dx", "sex", "dept"):
+        table = table.set_column(table.schema.get_field_index(name), name, pc.dictionary_encode(table.column(name)))
+    return (table
             .set_column(table.schema.get_field_index("secondary_dxs"), "secondary_dxs", lists(table["secondary_dxs"]))
             .set_column(table.schema.get_field_index("procedures"), "procedures", lists(table["procedures"])))
 
@@ -85,6 +87,8 @@ def test_arrow_core_equals_pandas_core(schemes, compiled, sid):
     table = pa.Table.from_pandas(df.assign(sex=df.sex.map(lambda v: v if v is None else str(v))), preserve_index=False)
     coded = _dictionary_coded(table)
     assert pa.types.is_dictionary(coded.schema.field("secondary_dxs").type.value_type)
+    assert pa.types.is_dictionary(coded.schema.field("dept").type) and coded.column("dept").null_count
+    assert len(set(coded.column("sex").to_pylist())) > 3  # 1/2, M/F, unknown values and nulls
     for kw in ({}, {"apply_code_maps": True}, {"unknown_codes": "ignore"}):
         want = group_frame(compiled(sid), df, **kw)
         for data in (table, coded, coded.to_batches()[0], df):

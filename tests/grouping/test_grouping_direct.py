@@ -76,6 +76,28 @@ def test_partition_values_come_from_the_log_not_from_the_file():
     assert out.column("principal_dx").null_count == 2  # a column the file lacks: nulls
 
 
+def test_text_columns_passed_as_codes_come_as_dictionaries_whatever_the_file_holds():
+    from casemix.grouping.direct import _conform, passed_as_codes
+    from casemix.grouping.distributed import passed_columns
+    coded = passed_as_codes()
+    assert {"region", "hospital_id", "sex", "dept", "principal_dx"} <= coded
+    assert not coded & {"claim_id", "person_id", "national_id", "secondary_dxs", "age_years"}
+    schema = CATALOGUE["claims"].arrow_schema
+    batch = pa.RecordBatch.from_pydict({"claim_id": ["c1", "c2", "c3"], "sex": ["1", None, "2"],  # plain in the file
+                                        "dept": pa.array(["A01", "A01", "B"]).dictionary_encode()})
+    f = DataFile("/t/x.parquet", {"region": "530100", "discharge_month": None}, 3)
+    out = _conform(batch, f, passed_columns(), schema, coded)
+    text_codes = pa.dictionary(pa.int32(), pa.string())
+    for name in ("region", "discharge_month", "sex", "dept", "hospital_id"):
+        assert out.column(name).type == text_codes, name
+    assert out.column("region").to_pylist() == ["530100"] * 3 and out.column("region").dictionary.to_pylist() == [
+        "530100"]
+    assert out.column("discharge_month").to_pylist() == [None] * 3
+    assert out.column("sex").to_pylist() == ["1", None, "2"] and out.column("dept").to_pylist() == ["A01", "A01", "B"]
+    assert out.column("hospital_id").null_count == 3  # a column the file lacks
+    assert out.column("claim_id").type == pa.string()  # not a code: as the schema says
+
+
 def test_scheme_per_row_in_arrow_is_the_spark_column_rule_including_ties(spark):
     policy = GroupingPolicy(default_scheme="chs-drg-1.1", rules=(
         SchemeRule(regions=("532300",), scheme="yunnan-2023", effective_from=date(2024, 1, 1)),
@@ -208,8 +230,11 @@ def test_grouped_files_layout_and_codes_read_as_dictionaries(spark, claims_store
     assert dictionary & set(chunk["secondary_dxs.list.element"].encodings)
     assert {chunk[c].compression for c in ("secondary_dxs.list.element", "procedures.list.element", "trace")} == {
         "SNAPPY"}
-    # statistics only for the table's stats columns and partition columns
+    # the files read back as the table's types (not as the dictionary arrays they were written from) ...
     target = CATALOGUE["grouped_claims"]
+    assert pq.read_schema(written[0].path) == target.arrow_schema
+    assert all(chunk[c].physical_type == "BYTE_ARRAY" for c in ("hospital_id", "sex", "region"))
+    # ... with statistics only for the table's stats columns and partition columns
     with_stats = {c for c, ch in chunk.items() if ch.is_stats_set}
     assert with_stats == {*target.stats_columns, *target.partition_by}
     assert chunk["hospital_id"].statistics.min <= chunk["hospital_id"].statistics.max
@@ -281,3 +306,10 @@ def test_a_grouped_batch_with_a_column_of_the_wrong_type_is_refused(schemes_dir)
     added["drg"] = pa.array([], pa.string()).dictionary_encode()
     with pytest.raises(TypeError, match="drg"):
         grouper.assemble(claims, added)
+    # for a Parquet writer, a dictionary of the right text is accepted, and the batch's schema says so
+    out = grouper.assemble(claims, added, dictionaries=True)
+    assert out.schema.field("drg").type == pa.dictionary(pa.int32(), pa.string())
+    assert out.schema.field("drg").nullable == CATALOGUE["grouped_claims"].arrow_schema.field("drg").nullable
+    added["drg"] = pa.array([], pa.int64()).dictionary_encode()
+    with pytest.raises(TypeError, match="drg"):
+        grouper.assemble(claims, added, dictionaries=True)

@@ -213,6 +213,22 @@ def test_dept_eq_when_reachable(scheme_copy):
     assert run_both(d, principal_dx="I60.000", dept=" ICU ")["drg"] == "BR19"  # stripped
     assert run_both(d, principal_dx="I60.000", dept="icu")["drg"] == "BR15"  # literal, case-sensitive
     assert run_both(d, principal_dx="I60.000")["drg"] == "BR15"
+    # the same with the department (and sex) dictionary-encoded, as the file-wise job reads them
+    import pyarrow as pa
+
+    from casemix.grouping import group_arrow
+
+    depts = ["ICU", " ICU ", "icu", None, "ICU"]
+    batch = pa.RecordBatch.from_pydict({
+        "sex": pa.array(["1", "2", "1", None, "1"]).dictionary_encode(), "age_years": [50] * 5,
+        "principal_dx": ["I60.000"] * 5, "secondary_dxs": pa.array([[]] * 5, pa.list_(pa.string())),
+        "procedures": pa.array([[]] * 5, pa.list_(pa.string())), "dept": pa.array(depts).dictionary_encode()})
+    compiled = _COMPILED[scheme_content_hash(d)][1]
+    got = group_arrow(compiled, batch)
+    assert got.column("drg").to_pylist() == ["BR19", "BR19", "BR15", None, "BR19"]  # (no sex: invalid)
+    plain = pa.RecordBatch.from_arrays([c.dictionary_decode() if isinstance(c, pa.DictionaryArray) else c
+                                        for c in batch.columns], names=batch.schema.names)
+    assert got.equals(group_arrow(compiled, plain))
 
 
 def test_if_no_drg_matches_continue_vs_return_adrg(scheme_copy):

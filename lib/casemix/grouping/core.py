@@ -355,6 +355,10 @@ def _sex(s: pd.Series, n: int) -> np.ndarray:
         res = np.append(_sex_objects(pd.Series(uniq, dtype=object)), np.int8(0))
         return res[codes]  # code -1 (null) -> the appended 0
     a = _to_arrow(s) if isinstance(s.dtype, pd.ArrowDtype) else None
+    if a is not None and pa.types.is_dictionary(a.type):  # the rule on the distinct values, then per row
+        per_value = np.append(_sex(pd.Series(pd.arrays.ArrowExtensionArray(a.dictionary), copy=False),
+                                   len(a.dictionary)), np.int8(0))
+        return per_value[pc.fill_null(a.indices, len(a.dictionary)).to_numpy(zero_copy_only=False)]
     if a is not None:
         if pa.types.is_large_string(a.type):
             a = a.cast(pa.string())
@@ -1085,9 +1089,16 @@ def _group(compiled, df, apply_code_maps: bool, unknown_codes: str, trace: bool)
     dept = col("dept")
     if dept is not None and c.meta["dept_literals"]:
         try:
-            d = pc.utf8_trim_whitespace(_string_array(dept, n, "dept"))
-            b.dept = [pc.fill_null(pc.equal(d, lit), False).to_numpy(zero_copy_only=False)
-                      for lit in c.meta["dept_literals"]]
+            coded = isinstance(dept.dtype, pd.ArrowDtype) and pa.types.is_dictionary(dept.dtype.pyarrow_dtype)
+            d = _string_array(dept, n, "dept", dictionary=coded)
+            if isinstance(d, pa.DictionaryArray):  # compare the distinct values, then take them per row
+                values, rows = pc.utf8_trim_whitespace(d.dictionary), d.indices
+                b.dept = [pc.fill_null(pc.equal(values, lit).take(rows), False).to_numpy(zero_copy_only=False)
+                          for lit in c.meta["dept_literals"]]
+            else:
+                d = pc.utf8_trim_whitespace(d)
+                b.dept = [pc.fill_null(pc.equal(d, lit), False).to_numpy(zero_copy_only=False)
+                          for lit in c.meta["dept_literals"]]
         except TypeError:  # non-string department codes (e.g. integers): compare their text
             d = dept.astype(object).map(lambda v: v if v is None or v != v else str(v).strip())
             b.dept = [(d == lit).fillna(False).to_numpy(dtype=bool) for lit in c.meta["dept_literals"]]

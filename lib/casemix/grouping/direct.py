@@ -8,8 +8,9 @@ partition and write them with Spark's Parquet writer. On 10 M claims on ``local[
 * the driver takes the snapshot's file list from the Delta log (no Spark read) and deals the
   ``claims`` partitions of the period out to tasks, balanced by rows (whole partitions, unless a
   partition holds more than ``task_rows`` rows in several files: then runs of its files);
-* each task reads its files with Arrow (in batches; the code columns as their Parquet dictionaries,
-  so the grouper looks each distinct code of a batch up once), groups them with the same
+* each task reads its files with Arrow (in batches; the code columns and the other texts stored
+  dictionary-encoded as their Parquet dictionaries, so the grouper looks each distinct code of a
+  batch up once and the writer takes the texts' dictionary indices as they are), groups them with the same
   :class:`~casemix.grouping.distributed.BatchGrouper` as the DataFrame path (only the grouper's
   columns are gathered into the batch it groups), and writes the rows of each partition (or run of
   files) as one Parquet file (:func:`parquet_options`) into the folder the store gave it, in the
@@ -44,7 +45,7 @@ from casemix.storage.deltars import DataFile, partition_dir
 from casemix.tables import CATALOGUE, TableDef
 
 __all__ = ["replace_grouped_claims", "group_claim_files", "deal_partitions", "default_tasks", "parquet_options",
-           "PartitionResult", "GroupingCountError", "CODE_COLUMNS"]
+           "PartitionResult", "GroupingCountError", "CODE_COLUMNS", "passed_as_codes"]
 
 #: rows read per task before the buffered claims are grouped together (Spark's Arrow batch size)
 DEFAULT_BATCH_ROWS = 100_000
@@ -115,23 +116,37 @@ def deal_partitions(files: Sequence[DataFile], partition_by: Sequence[str], task
     return [[units[u] for u in sorted(d)] for d in dealt if d]
 
 
-def _conform(batch: pa.RecordBatch, f: DataFile, names: list[str], schema: pa.Schema) -> pa.RecordBatch:
+_TEXT_CODES = pa.dictionary(pa.int32(), pa.string())  # (the type pyarrow reads a dictionary-encoded text as)
+
+
+def _conform(batch: pa.RecordBatch, f: DataFile, names: list[str], schema: pa.Schema,
+             coded: frozenset = frozenset()) -> pa.RecordBatch:
     """A batch read from ``f`` with exactly the columns ``names`` of ``schema``: partition columns from
     the log (authoritative, whether or not the file holds them), columns the file lacks (older schema)
-    as nulls."""
+    as nulls. The text columns named in ``coded`` come as dictionary arrays (``_TEXT_CODES``), whatever
+    the file holds; the other columns as ``schema`` says."""
     n = batch.num_rows
     cols = []
     for name in names:
         field = schema.field(name)
+        want = _TEXT_CODES if name in coded else field.type
         if name in f.partition_values:
             value = f.partition_values[name]
-            arr = pa.repeat(pa.scalar(value, pa.string()), n) if value is not None else pa.nulls(n, pa.string())
+            if value is None:
+                arr = pa.nulls(n, want)
+            elif name in coded:
+                arr = pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()).fill_null(0), pa.array([value]))
+            else:
+                arr = pa.repeat(pa.scalar(value, pa.string()), n)
         elif name in batch.schema.names:
             arr = batch.column(name)
         else:
-            arr = pa.nulls(n, field.type)
-        cols.append(arr if arr.type == field.type else arr.cast(field.type))
-    return pa.RecordBatch.from_arrays(cols, schema=pa.schema([schema.field(n) for n in names]))
+            arr = pa.nulls(n, want)
+        if arr.type != want:
+            arr = arr.cast(field.type)
+            arr = arr.dictionary_encode() if name in coded else arr
+        cols.append(arr)
+    return pa.RecordBatch.from_arrays(cols, names=names)
 
 
 def parquet_options(definition: TableDef) -> dict:
@@ -148,8 +163,10 @@ def parquet_options(definition: TableDef) -> dict:
     compression = {_leaf(f): "none" if f.name in raw else "snappy" for f in fields}
     statistics = True if definition.stats_columns is None else [
         _leaf(f) for f in fields if f.name in definition.partition_by or definition.keeps_stats(f.name)]
+    # store_schema=False: readers take the types from the Parquet schema (text, not the dictionary
+    # arrays some columns are written from)
     return dict(compression=compression, use_dictionary=dictionary, write_statistics=statistics,
-                store_decimal_as_integer=True)
+                store_decimal_as_integer=True, store_schema=False)
 
 
 def _leaf(field: pa.Field) -> str:
@@ -159,9 +176,20 @@ def _leaf(field: pa.Field) -> str:
 
 
 #: claim columns of codes -> their Parquet leaf column: read as Arrow dictionary arrays, so that the
-#: grouper looks each distinct code of a batch up once (written back plain, which is faster)
+#: grouper looks each distinct code of a batch up once (the lists are written back plain, which is faster)
 CODE_COLUMNS = {c: _leaf(CATALOGUE["claims"].arrow_schema.field(c)) for c in ("principal_dx", "secondary_dxs",
                                                                              "procedures")}
+
+
+def passed_as_codes() -> frozenset:
+    """The text columns of ``claims`` that ``grouped_claims`` carries over and stores dictionary-encoded
+    (all but its ``plain_columns``): read as dictionary arrays and written as such, the Parquet reader
+    hands over each value's dictionary index and the writer takes it as it is (no text is copied,
+    hashed or compared per row; bench/RESULTS.md)."""
+    target = CATALOGUE["grouped_claims"]
+    schema = target.arrow_schema
+    return frozenset(c for c in passed_columns()
+                     if pa.types.is_string(schema.field(c).type) and c not in target.plain_columns)
 
 
 def _decoded(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -182,6 +210,8 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
     in_names = passed_columns()
     # what the grouper reads: only these columns of the buffered pieces are concatenated
     grouped_by = list(dict.fromkeys([*GROUPER_INPUTS, "region", "discharge_date"]))
+    coded = passed_as_codes()
+    read_dictionary = {*(c for c in coded if c not in CODE_COLUMNS), *CODE_COLUMNS.values()}
     grouper = BatchGrouper(scheme_dirs_here(grouper_args.pop("scheme_dirs"), ship), **grouper_args)
     options = parquet_options(target)
     fs, root = pafs.FileSystem.from_uri(folder_uri)
@@ -204,7 +234,8 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
             added = grouper.added(inputs.append_column("scheme_id", schemes))
             offset = 0
             for unit, piece, _ in pending:
-                rows = grouper.assemble(piece, {k: v.slice(offset, piece.num_rows) for k, v in added.items()})
+                rows = grouper.assemble(piece, {k: v.slice(offset, piece.num_rows) for k, v in added.items()},
+                                        dictionaries=True)
                 offset += piece.num_rows
                 if unit not in writers:
                     values = dict(zip(target.partition_by, counts[unit][0]))
@@ -236,7 +267,8 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
                     meta = pq.read_metadata(handle)
                     names = meta.schema.to_arrow_schema().names
                     pf = pq.ParquetFile(handle, metadata=meta,
-                                        read_dictionary=[leaf for c, leaf in CODE_COLUMNS.items() if c in names])
+                                        read_dictionary=[leaf for leaf in read_dictionary
+                                                         if leaf.split(".", 1)[0] in names])
                     present = [n for n in in_names if n in names]
                     # one row group at a time: pyarrow cannot read a list of dictionaries across row groups
                     batches = (batch for group in range(meta.num_row_groups)
@@ -245,7 +277,8 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
                     for batch in batches:
                         if not batch.num_rows:
                             continue
-                        claims = _conform(batch, f, in_names, claims_schema)
+                        claims = _conform(batch, f, in_names, claims_schema, coded)
+                        # the grouper's view: the code columns as read (lists too), the other texts coded
                         pending.append((unit, claims, pa.RecordBatch.from_arrays(
                             [batch.column(c) if c in CODE_COLUMNS and c in present else claims.column(c)
                              for c in grouped_by], names=grouped_by)))

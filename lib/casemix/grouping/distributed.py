@@ -156,15 +156,23 @@ class BatchGrouper:
         out["grouped_at"] = pa.repeat(self.stamp, n)
         return out
 
-    def assemble(self, claims: pa.RecordBatch, added: Mapping[str, pa.Array]) -> pa.RecordBatch:
+    def assemble(self, claims: pa.RecordBatch, added: Mapping[str, pa.Array], *,
+                 dictionaries: bool = False) -> pa.RecordBatch:
         """The ``grouped_claims`` batch: ``added`` (row for row with ``claims``) and the claim columns.
         (``RecordBatch.from_arrays`` does not compare the arrays' types with the schema's: done here,
-        but for the nullability of list items, which Spark's Arrow conversion does not keep.)"""
+        but for the nullability of list items, which Spark's Arrow conversion does not keep.) With
+        ``dictionaries``, a column may also be a dictionary array of the schema's type (the batch's
+        schema then says so): for a Parquet writer, not for Spark."""
         arrays = [added[f.name] if f.name in added else claims.column(f.name) for f in self.out_schema]
-        wrong = [(f.name, a.type) for f, a in zip(self.out_schema, arrays) if not _same_type(a.type, f.type)]
+        fields = []
+        for f, a in zip(self.out_schema, arrays):
+            if dictionaries and pa.types.is_dictionary(a.type) and a.type.value_type == f.type:
+                f = f.with_type(a.type)
+            fields.append(f)
+        wrong = [(f.name, a.type) for f, a in zip(fields, arrays) if not _same_type(a.type, f.type)]
         if wrong:
             raise TypeError(f"grouped_claims columns of the wrong type (column, type): {wrong}")
-        return pa.RecordBatch.from_arrays(arrays, schema=self.out_schema)
+        return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields, metadata=self.out_schema.metadata))
 
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         return self.assemble(batch, self.added(batch))
