@@ -80,16 +80,22 @@ def test_text_columns_passed_as_codes_come_as_dictionaries_whatever_the_file_hol
     from casemix.grouping.direct import _conform, passed_as_codes
     from casemix.grouping.distributed import passed_columns
     coded = passed_as_codes()
-    assert {"region", "hospital_id", "sex", "dept", "principal_dx"} <= coded
-    assert not coded & {"claim_id", "person_id", "national_id", "secondary_dxs", "age_years"}
+    assert {"region", "hospital_id", "sex", "dept", "principal_dx", "secondary_dxs", "procedures"} <= coded
+    assert not coded & {"claim_id", "person_id", "national_id", "age_years"}
     schema = CATALOGUE["claims"].arrow_schema
+    lists = pa.array([["A", "B"], None, []], pa.list_(pa.string()))  # items nullable, as pyarrow reads Spark's
     batch = pa.RecordBatch.from_pydict({"claim_id": ["c1", "c2", "c3"], "sex": ["1", None, "2"],  # plain in the file
-                                        "dept": pa.array(["A01", "A01", "B"]).dictionary_encode()})
+                                        "dept": pa.array(["A01", "A01", "B"]).dictionary_encode(),
+                                        "secondary_dxs": lists})
     f = DataFile("/t/x.parquet", {"region": "530100", "discharge_month": None}, 3)
     out = _conform(batch, f, passed_columns(), schema, coded)
     text_codes = pa.dictionary(pa.int32(), pa.string())
     for name in ("region", "discharge_month", "sex", "dept", "hospital_id"):
         assert out.column(name).type == text_codes, name
+    coded_list = pa.list_(pa.field("element", text_codes, nullable=False))  # the table's item name and nullability
+    assert out.column("secondary_dxs").type == coded_list and out.column("procedures").type == coded_list
+    assert out.column("secondary_dxs").to_pylist() == [["A", "B"], None, []]
+    assert out.column("procedures").null_count == 3
     assert out.column("region").to_pylist() == ["530100"] * 3 and out.column("region").dictionary.to_pylist() == [
         "530100"]
     assert out.column("discharge_month").to_pylist() == [None] * 3
@@ -244,18 +250,6 @@ def test_grouped_files_layout_and_codes_read_as_dictionaries(spark, claims_store
     by_dataframe = group_claims(claims_store.read("claims"), _dirs(schemes_dir), POLICY, run_id="r", grouped_at=at)
     assert by_files.exceptAll(by_dataframe).count() == 0 and by_dataframe.exceptAll(by_files).count() == 0
     assert by_files.count() == 5
-
-
-def test_decoded_turns_dictionary_columns_and_lists_of_them_back_into_plain_ones():
-    from casemix.grouping.direct import _decoded
-
-    codes = pa.array([["A", "B"], None, [], ["A"]], pa.list_(pa.string()))
-    coded = pa.ListArray.from_arrays(codes.offsets, codes.values.dictionary_encode(), mask=codes.is_null())
-    batch = pa.RecordBatch.from_arrays([pa.array(["x", None, "x", "y"]).dictionary_encode(), coded,
-                                        pa.array([1, 2, 3, 4])], names=["a", "b", "c"])
-    out = _decoded(batch)
-    assert out.schema.types == [pa.string(), pa.list_(pa.string()), pa.int64()]
-    assert out.to_pydict() == {"a": ["x", None, "x", "y"], "b": [["A", "B"], None, [], ["A"]], "c": [1, 2, 3, 4]}
 
 
 def test_claims_files_of_several_row_groups_read_in_batches_across_them(spark, claims_store, tmp_path, schemes_dir):

@@ -123,13 +123,13 @@ def _conform(batch: pa.RecordBatch, f: DataFile, names: list[str], schema: pa.Sc
              coded: frozenset = frozenset()) -> pa.RecordBatch:
     """A batch read from ``f`` with exactly the columns ``names`` of ``schema``: partition columns from
     the log (authoritative, whether or not the file holds them), columns the file lacks (older schema)
-    as nulls. The text columns named in ``coded`` come as dictionary arrays (``_TEXT_CODES``), whatever
-    the file holds; the other columns as ``schema`` says."""
+    as nulls. The text columns (and lists of texts) named in ``coded`` come as dictionary arrays
+    (:func:`_coded_type`), whatever the file holds; the other columns as ``schema`` says."""
     n = batch.num_rows
     cols = []
     for name in names:
         field = schema.field(name)
-        want = _TEXT_CODES if name in coded else field.type
+        want = _coded_type(field.type) if name in coded else field.type
         if name in f.partition_values:
             value = f.partition_values[name]
             if value is None:
@@ -142,11 +142,16 @@ def _conform(batch: pa.RecordBatch, f: DataFile, names: list[str], schema: pa.Sc
             arr = batch.column(name)
         else:
             arr = pa.nulls(n, want)
-        if arr.type != want:
-            arr = arr.cast(field.type)
-            arr = arr.dictionary_encode() if name in coded else arr
-        cols.append(arr)
+        cols.append(arr if arr.type == want else arr.cast(want))
     return pa.RecordBatch.from_arrays(cols, names=names)
+
+
+def _coded_type(t: pa.DataType) -> pa.DataType:
+    """The dictionary-encoded form of a text type (``_TEXT_CODES``, as pyarrow reads a dictionary-encoded
+    text column), of a list of texts (the same list, items dictionary-encoded)."""
+    if pa.types.is_list(t):
+        return pa.list_(t.value_field.with_type(_coded_type(t.value_type)))
+    return _TEXT_CODES
 
 
 def parquet_options(definition: TableDef) -> dict:
@@ -176,30 +181,23 @@ def _leaf(field: pa.Field) -> str:
 
 
 #: claim columns of codes -> their Parquet leaf column: read as Arrow dictionary arrays, so that the
-#: grouper looks each distinct code of a batch up once (the lists are written back plain, which is faster)
+#: grouper looks each distinct code of a batch up once
 CODE_COLUMNS = {c: _leaf(CATALOGUE["claims"].arrow_schema.field(c)) for c in ("principal_dx", "secondary_dxs",
                                                                              "procedures")}
 
 
 def passed_as_codes() -> frozenset:
-    """The text columns of ``claims`` that ``grouped_claims`` carries over and stores dictionary-encoded
-    (all but its ``plain_columns``): read as dictionary arrays and written as such, the Parquet reader
-    hands over each value's dictionary index and the writer takes it as it is (no text is copied,
-    hashed or compared per row; bench/RESULTS.md)."""
+    """The text (and list of text) columns of ``claims`` that ``grouped_claims`` carries over and
+    stores dictionary-encoded (all but its ``plain_columns``): read as dictionary arrays and written as
+    such, the Parquet reader hands over each value's dictionary index and the writer takes it as it is
+    (no text is copied, hashed or compared per row; bench/RESULTS.md)."""
     target = CATALOGUE["grouped_claims"]
     schema = target.arrow_schema
-    return frozenset(c for c in passed_columns()
-                     if pa.types.is_string(schema.field(c).type) and c not in target.plain_columns)
 
+    def text(t: pa.DataType) -> bool:
+        return pa.types.is_string(t) or (pa.types.is_list(t) and text(t.value_type))
 
-def _decoded(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """``batch`` with dictionary-encoded columns (and lists of them) decoded."""
-    def plain(t: pa.DataType) -> pa.DataType:
-        if pa.types.is_dictionary(t):
-            return t.value_type
-        return pa.list_(plain(t.value_type)) if pa.types.is_list(t) else t
-
-    return pa.RecordBatch.from_arrays([c.cast(plain(c.type)) for c in batch.columns], names=batch.schema.names)
+    return frozenset(c for c in passed_columns() if text(schema.field(c).type) and c not in target.plain_columns)
 
 
 def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy, ship: bool, folder_uri: str,
@@ -211,7 +209,7 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
     # what the grouper reads: only these columns of the buffered pieces are concatenated
     grouped_by = list(dict.fromkeys([*GROUPER_INPUTS, "region", "discharge_date"]))
     coded = passed_as_codes()
-    read_dictionary = {*(c for c in coded if c not in CODE_COLUMNS), *CODE_COLUMNS.values()}
+    read_dictionary = [_leaf(claims_schema.field(c)) for c in sorted(coded | set(CODE_COLUMNS))]
     grouper = BatchGrouper(scheme_dirs_here(grouper_args.pop("scheme_dirs"), ship), **grouper_args)
     options = parquet_options(target)
     fs, root = pafs.FileSystem.from_uri(folder_uri)
@@ -220,20 +218,18 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
     paths: dict[int, str] = {}
     counts: dict[int, list] = {}  # unit -> [partition, rows in log, rows in, rows out]
     unlike: dict[int, list] = {}
-    # (unit, the claim columns of a piece read, the grouper's columns of it: codes still dictionary-encoded)
-    pending: list[tuple[int, pa.RecordBatch, pa.RecordBatch]] = []
+    pending: list[tuple[int, pa.RecordBatch]] = []  # (unit, the claim columns of a piece read)
     done: list[int] = []
 
     def flush() -> Iterator[PartitionResult]:
         if pending:
-            pieces = [g for _, _, g in pending]
-            if len({p.schema for p in pieces}) > 1:  # (a file without dictionary-encoded codes)
-                pieces = [_decoded(p) for p in pieces]
-            inputs = pa.concat_batches(pieces)  # (unifies the pieces' dictionaries)
+            # only the grouper's columns are gathered (one schema: _conform gives every piece the same
+            # types; concat unifies their dictionaries)
+            inputs = pa.concat_batches([piece.select(grouped_by) for _, piece in pending])
             schemes = scheme_ids(policy, inputs.column("region"), inputs.column("discharge_date"))
             added = grouper.added(inputs.append_column("scheme_id", schemes))
             offset = 0
-            for unit, piece, _ in pending:
+            for unit, piece in pending:
                 rows = grouper.assemble(piece, {k: v.slice(offset, piece.num_rows) for k, v in added.items()},
                                         dictionaries=True)
                 offset += piece.num_rows
@@ -278,10 +274,7 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
                         if not batch.num_rows:
                             continue
                         claims = _conform(batch, f, in_names, claims_schema, coded)
-                        # the grouper's view: the code columns as read (lists too), the other texts coded
-                        pending.append((unit, claims, pa.RecordBatch.from_arrays(
-                            [batch.column(c) if c in CODE_COLUMNS and c in present else claims.column(c)
-                             for c in grouped_by], names=grouped_by)))
+                        pending.append((unit, claims))
                         read += batch.num_rows
                         buffered += batch.num_rows
                         if buffered >= batch_rows:

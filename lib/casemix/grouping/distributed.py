@@ -164,11 +164,8 @@ class BatchGrouper:
         ``dictionaries``, a column may also be a dictionary array of the schema's type (the batch's
         schema then says so): for a Parquet writer, not for Spark."""
         arrays = [added[f.name] if f.name in added else claims.column(f.name) for f in self.out_schema]
-        fields = []
-        for f, a in zip(self.out_schema, arrays):
-            if dictionaries and pa.types.is_dictionary(a.type) and a.type.value_type == f.type:
-                f = f.with_type(a.type)
-            fields.append(f)
+        fields = [f.with_type(a.type) if dictionaries and _decoded_type(a.type) == f.type else f
+                  for f, a in zip(self.out_schema, arrays)]
         wrong = [(f.name, a.type) for f, a in zip(fields, arrays) if not _same_type(a.type, f.type)]
         if wrong:
             raise TypeError(f"grouped_claims columns of the wrong type (column, type): {wrong}")
@@ -176,6 +173,13 @@ class BatchGrouper:
 
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         return self.assemble(batch, self.added(batch))
+
+
+def _decoded_type(t: pa.DataType) -> pa.DataType:
+    """``t`` with dictionaries (also list items) replaced by their value type."""
+    if pa.types.is_dictionary(t):
+        return t.value_type
+    return pa.list_(t.value_field.with_type(_decoded_type(t.value_type))) if pa.types.is_list(t) else t
 
 
 def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
