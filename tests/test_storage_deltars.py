@@ -222,7 +222,7 @@ def test_null_in_a_not_null_column_is_refused_before_commit(spark, store):
     assert not store.exists(EVENTS)
 
 
-def _write_events_file(folder_uri, rows, *, statistics, schema=None):
+def _write_events_file(folder_uri, rows, *, statistics):
     """One file of EVENTS rows of partition R01/2024-01, written by pyarrow (as the file-wise grouping
     writes its files), with statistics for the ``statistics`` columns only."""
     import pyarrow as pa
@@ -230,16 +230,15 @@ def _write_events_file(folder_uri, rows, *, statistics, schema=None):
 
     from casemix.storage.deltars import partition_dir
 
-    schema = schema or EVENTS.arrow_schema
     rel = f"{partition_dir(EVENTS, {'region': 'R01', 'month': '2024-01'})}/part-0.parquet"
     path = f"{folder_uri.removeprefix('file://')}/{rel}"
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    table = pa.Table.from_pylist([dict(zip(EVENTS.columns, r)) for r in rows], schema=schema)
+    table = pa.Table.from_pylist([dict(zip(EVENTS.columns, r)) for r in rows], schema=EVENTS.arrow_schema)
     pq.write_table(table, path, write_statistics=statistics)
     return {rel: len(rows)}
 
 
-def test_a_file_without_statistics_proves_not_null_by_its_required_columns(spark, store):
+def test_a_file_with_statistics_for_some_columns_only_commits_and_the_log_claims_none_for_the_others(spark, store):
     import pyarrow as pa
 
     rows = [row("a", 1, "R01", "2024-01"), row("b", 1, "R01", "2024-01", n=2)]
@@ -249,19 +248,28 @@ def test_a_file_without_statistics_proves_not_null_by_its_required_columns(spark
     assert version == 0
     assert rows_of(store.read(EVENTS)) == rows_of(frame(spark, rows))
     [add] = pa.table(DeltaTable(store.location(EVENTS)).get_add_actions(flatten=True)).to_pylist()
-    assert add["null_count.id"] is None and add["min.id"] is None  # no statistics for id: nothing claimed
+    assert add.get("null_count.id") is None and add.get("min.id") is None  # no statistics for id: nothing claimed
     assert add["null_count.ver"] == 0 and (add["min.ver"], add["max.ver"]) == (1, 1)
 
 
-def test_a_not_null_column_neither_required_nor_counted_is_refused(spark, store):
+def test_the_log_keeps_statistics_only_for_a_tables_stats_columns(spark, store):
+    import dataclasses
+
     import pyarrow as pa
 
-    loose = pa.schema([f.with_nullable(True) for f in EVENTS.arrow_schema])  # every column OPTIONAL
-    with pytest.raises(StorageError, match="column id is NOT NULL, but .* neither declares it REQUIRED nor counts"):
-        store.replace_partitions_with_files(
-            EVENTS, lambda uri: _write_events_file(uri, [row("a", 1, "R01", "2024-01")], statistics=["region", "month"],
-                                                   schema=loose), {"month": ["2024-01"]})
-    assert not store.exists(EVENTS)
+    narrow = dataclasses.replace(EVENTS, name="events_narrow", stats_columns=("ver", "day"))
+    store.append(narrow, frame(spark, [row("a", 1, "R01", "2024-01"), row("b", 2, "R01", "2024-01")]))
+    table = DeltaTable(store.location(narrow))
+    assert table.metadata().configuration["delta.dataSkippingStatsColumns"] == "ver,day"
+    [add] = pa.table(table.get_add_actions(flatten=True)).to_pylist()  # (Spark's file has statistics for all)
+    assert (add["min.ver"], add["max.ver"], add["null_count.day"]) == (1, 2, 0)
+    assert add.get("min.id") is None and add.get("null_count.amount") is None
+    with pytest.raises(ValueError, match="stats column 'region' is a partition column"):
+        dataclasses.replace(EVENTS, stats_columns=("region",))
+    with pytest.raises(ValueError, match="stats column 'codes'"):
+        dataclasses.replace(EVENTS, stats_columns=("codes",))
+    with pytest.raises(ValueError, match="twice"):
+        dataclasses.replace(EVENTS, stats_columns=("ver", "ver"))
 
 
 class _BarrierStore(DeltaRsStore):

@@ -55,12 +55,13 @@ class TableDef:
     #: columns of random text (hex digests: the pseudonyms) that compression does not shrink (~3 % for
     #: snappy on pseudonyms): such Parquet files store them uncompressed
     incompressible_columns: tuple[str, ...] = ()
-    #: the only columns whose statistics (min, max, null count) files of the table keep, as Delta's
-    #: ``delta.dataSkippingStatsColumns`` (set on the table, so every engine collects the same); None:
-    #: every column. For wide tables whose files are written row by row: computing min/max of a text
-    #: column costs about as much as compressing it, and is only worth it where values cluster by file.
-    #: (Partition columns keep their statistics in files casemix writes: the store reads the partition
-    #: values from them.)
+    #: the only columns whose statistics (min, max, null count) the table's Delta log keeps, and its
+    #: Parquet files where casemix writes them itself (the file-wise grouping); None: every column.
+    #: Set on the table as Delta's ``delta.dataSkippingStatsColumns`` when the table is created (a
+    #: table created before keeps Delta's default), so that delta-spark collects the same. Computing
+    #: min/max of a text column costs about as much as compressing it, and is only worth it where
+    #: values cluster by file. (Files casemix writes keep the partition columns' statistics too: the
+    #: store reads the partition values from them.)
     stats_columns: Optional[tuple[str, ...]] = None
     properties: dict[str, str] = field(default_factory=dict)
 
@@ -70,6 +71,8 @@ class TableDef:
                     *self.plain_columns, *self.incompressible_columns, *(self.stats_columns or ())):
             if col not in names:
                 raise ValueError(f"table {self.name}: column {col!r} is not in its schema")
+        if self.stats_columns and len(set(self.stats_columns)) < len(self.stats_columns):
+            raise ValueError(f"table {self.name}: a stats column is named twice in {self.stats_columns}")
         for col in self.stats_columns or ():
             # what Delta can skip data on (delta-spark refuses the property for other columns)
             if col in self.partition_by or not isinstance(

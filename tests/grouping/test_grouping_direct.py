@@ -3,7 +3,9 @@ scheme per row in Arrow, files written by another Delta engine, and a count mism
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -63,10 +65,15 @@ def test_partition_folders_match_the_spark_writes_names(spark):
         f"p_region={spark_name}/p_discharge_month=2024-03"
 
 
+def _loose(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with every column nullable: batches of a few columns pass the NOT NULL check."""
+    return pa.schema([f.with_nullable(True) for f in schema])
+
+
 def test_partition_values_come_from_the_log_not_from_the_file():
     from casemix.grouping.direct import _conform
     from casemix.grouping.distributed import passed_columns
-    schema = CATALOGUE["claims"].arrow_schema
+    schema = _loose(CATALOGUE["claims"].arrow_schema)
     batch = pa.RecordBatch.from_pydict({"claim_id": ["c1", "c2"], "region": ["999999", "999999"]})
     f = DataFile("/t/x.parquet", {"region": "530100", "discharge_month": "2024-03"}, 2)
     out = _conform(batch, f, passed_columns(), schema)
@@ -82,11 +89,11 @@ def test_text_columns_passed_as_codes_come_as_dictionaries_whatever_the_file_hol
     coded = passed_as_codes()
     assert {"region", "hospital_id", "sex", "dept", "principal_dx", "secondary_dxs", "procedures"} <= coded
     assert not coded & {"claim_id", "person_id", "national_id", "age_years"}
-    schema = CATALOGUE["claims"].arrow_schema
+    schema = _loose(CATALOGUE["claims"].arrow_schema)
     lists = pa.array([["A", "B"], None, []], pa.list_(pa.string()))  # items nullable, as pyarrow reads Spark's
     batch = pa.RecordBatch.from_pydict({"claim_id": ["c1", "c2", "c3"], "sex": ["1", None, "2"],  # plain in the file
                                         "dept": pa.array(["A01", "A01", "B"]).dictionary_encode(),
-                                        "secondary_dxs": lists})
+                                        "secondary_dxs": lists, "hospital_id": [1, 2, 3]})  # (an older schema)
     f = DataFile("/t/x.parquet", {"region": "530100", "discharge_month": None}, 3)
     out = _conform(batch, f, passed_columns(), schema, coded)
     text_codes = pa.dictionary(pa.int32(), pa.string())
@@ -95,13 +102,38 @@ def test_text_columns_passed_as_codes_come_as_dictionaries_whatever_the_file_hol
     coded_list = pa.list_(pa.field("element", text_codes, nullable=False))  # the table's item name and nullability
     assert out.column("secondary_dxs").type == coded_list and out.column("procedures").type == coded_list
     assert out.column("secondary_dxs").to_pylist() == [["A", "B"], None, []]
-    assert out.column("procedures").null_count == 3
+    assert out.column("procedures").null_count == 3 and out.column("insurance_scheme").null_count == 3  # lacking
     assert out.column("region").to_pylist() == ["530100"] * 3 and out.column("region").dictionary.to_pylist() == [
         "530100"]
     assert out.column("discharge_month").to_pylist() == [None] * 3
     assert out.column("sex").to_pylist() == ["1", None, "2"] and out.column("dept").to_pylist() == ["A01", "A01", "B"]
-    assert out.column("hospital_id").null_count == 3  # a column the file lacks
+    assert out.column("hospital_id").to_pylist() == ["1", "2", "3"]  # numbers: as text
     assert out.column("claim_id").type == pa.string()  # not a code: as the schema says
+
+
+@pytest.mark.parametrize("columns,says", [
+    ({"procedures": pa.array([["A"], None], pa.list_(pa.string()))}, "procedures of claims is NOT NULL, but 1 of 2"),
+    ({}, "secondary_dxs of claims is NOT NULL, but 2 of 2 rows read are null (no such column)"),
+])
+def test_a_claims_file_with_nulls_in_a_not_null_column_is_refused(columns, says):
+    """(pyarrow would write a null list into a NOT NULL list column as [] without a word.)"""
+    from casemix.grouping.direct import ClaimsFileError, _conform
+    from casemix.grouping.distributed import passed_columns
+    claims = CATALOGUE["claims"].arrow_schema
+    full = {f.name: pa.array([{"string": "x", "int32": 1, "date32[day]": date(2024, 3, 1)}.get(str(f.type), None)] * 2,
+                             f.type) for f in claims if not pa.types.is_list(f.type) and not pa.types.is_decimal(f.type)}
+    full.update({f.name: pa.array([Decimal("1.00")] * 2, f.type) for f in claims if pa.types.is_decimal(f.type)})
+    full["secondary_dxs"] = full["procedures"] = pa.array([["A"], []], pa.list_(pa.string()))
+    if not columns:
+        del full["secondary_dxs"]
+    full.update(columns)
+    batch = pa.RecordBatch.from_pydict(full)
+    f = DataFile("/t/x.parquet", {"region": "530100", "discharge_month": "2024-03"}, 2)
+    with pytest.raises(ClaimsFileError, match=re.escape(says)):
+        _conform(batch, f, passed_columns(), claims)
+    full.update({"secondary_dxs": pa.array([["A"], []], pa.list_(pa.string())),
+                 "procedures": pa.array([["A"], []], pa.list_(pa.string()))})
+    assert _conform(pa.RecordBatch.from_pydict(full), f, passed_columns(), claims).num_rows == 2
 
 
 def test_scheme_per_row_in_arrow_is_the_spark_column_rule_including_ties(spark):

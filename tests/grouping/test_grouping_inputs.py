@@ -177,6 +177,20 @@ def test_numeric_sex_column_and_nullable_ints(compiled):
     assert out.invalid_reason.tolist() == [None, None, "BAD_SEX"]
 
 
+def test_dictionary_encoded_sex_with_narrow_indices(compiled):
+    """Sex as a dictionary array (as the file-wise job reads it, or a pandas categorical): the rule on
+    each distinct value, then per row; int8 indices and 128 distinct spellings (no int8 left for the null)."""
+    from casemix.grouping import group_arrow
+
+    spellings = ["1", "M", "2", "F", "3"] + [f"x{i}" for i in range(123)]
+    rows = [0, 1, 2, 3, 4, None, 127]
+    sex = pa.DictionaryArray.from_arrays(pa.array(rows, pa.int8()), pa.array(spellings))
+    batch = pa.RecordBatch.from_pydict({"sex": sex, "age_years": [70] * 7, "principal_dx": ["C61.x00"] * 7})
+    out = group_arrow(compiled(CHS), batch)
+    assert out.column("mdc").to_pylist() == ["MDCM", "MDCM", "0000", "0000", None, None, None]
+    assert out.column("invalid_reason").to_pylist() == [None] * 4 + ["BAD_SEX"] * 3
+
+
 def test_index_and_order_preserved(compiled):
     df = _frame("lists")
     df.index = ["e", "a", "d", "b", "c"]

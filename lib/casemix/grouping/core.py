@@ -358,7 +358,7 @@ def _sex(s: pd.Series, n: int) -> np.ndarray:
     if a is not None and pa.types.is_dictionary(a.type):  # the rule on the distinct values, then per row
         per_value = np.append(_sex(pd.Series(pd.arrays.ArrowExtensionArray(a.dictionary), copy=False),
                                    len(a.dictionary)), np.int8(0))
-        return per_value[pc.fill_null(a.indices, len(a.dictionary)).to_numpy(zero_copy_only=False)]
+        return per_value[pc.fill_null(a.indices.cast(pa.int64()), len(a.dictionary)).to_numpy(zero_copy_only=False)]
     if a is not None:
         if pa.types.is_large_string(a.type):
             a = a.cast(pa.string())

@@ -38,14 +38,15 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from casemix.grouping.distributed import (GROUPER_INPUTS, BatchGrouper, check_scheme_dirs, passed_columns,
-                                          scheme_dirs_here, scheme_ids, ship_schemes)
+from casemix.grouping.distributed import (GROUPER_INPUTS, BatchGrouper, _decoded_type, _same_type,
+                                          check_scheme_dirs, passed_columns, scheme_dirs_here, scheme_ids,
+                                          ship_schemes)
 from casemix.policy import GroupingPolicy
 from casemix.storage.deltars import DataFile, partition_dir
 from casemix.tables import CATALOGUE, TableDef
 
 __all__ = ["replace_grouped_claims", "group_claim_files", "deal_partitions", "default_tasks", "parquet_options",
-           "PartitionResult", "GroupingCountError", "CODE_COLUMNS", "passed_as_codes"]
+           "PartitionResult", "GroupingCountError", "ClaimsFileError", "CODE_COLUMNS", "passed_as_codes"]
 
 #: rows read per task before the buffered claims are grouped together (Spark's Arrow batch size)
 DEFAULT_BATCH_ROWS = 100_000
@@ -55,6 +56,11 @@ DEFAULT_TASK_ROWS = 2_000_000
 
 class GroupingCountError(RuntimeError):
     """Claims read and grouped rows written do not match: nothing is committed."""
+
+
+class ClaimsFileError(RuntimeError):
+    """A ``claims`` data file breaks the table's schema (a NOT NULL column missing or holding nulls):
+    the claims table itself is damaged, not one record; nothing is committed."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,11 @@ def _conform(batch: pa.RecordBatch, f: DataFile, names: list[str], schema: pa.Sc
             arr = batch.column(name)
         else:
             arr = pa.nulls(n, want)
+        if not field.nullable and arr.null_count:  # (pyarrow would write a null list as [] without a word)
+            raise ClaimsFileError(f"{f.path}: column {name} of claims is NOT NULL, but {arr.null_count} of "
+                                  f"{n} rows read are null{'' if name in batch.schema.names else ' (no such column)'}")
+        if arr.type != want and name in coded and not _same_type(_decoded_type(arr.type), field.type):
+            arr = arr.cast(field.type)  # (e.g. numbers in a file of an older schema: as text first)
         cols.append(arr if arr.type == want else arr.cast(want))
     return pa.RecordBatch.from_arrays(cols, names=names)
 

@@ -10,7 +10,11 @@ How a write works (one job run = one commit = one new version):
 2. The driver lists the new files and reads only their Parquet footers (row counts, null counts,
    min/max): no row of data passes through the driver. A file's partition values are its
    footer's min = max of each partition column; a footer with min != max, or nulls in a column the
-   catalogue declares NOT NULL, aborts the write.
+   catalogue declares NOT NULL, aborts the write. A column without statistics is not checked: a
+   column the file declares REQUIRED cannot hold a null (casemix's own pyarrow writer keeps no
+   statistics for most columns, and refuses nulls in NOT NULL ones), and for an OPTIONAL one Spark's
+   writer drops them only for texts whose min and max exceed 4 KB.
+   The log's statistics cover the table's ``stats_columns`` only (all columns if it has none).
 3. One delta-rs commit adds the files (and, for replace-where and merge, removes the replaced ones).
    delta-rs checks the commit against concurrent ones: a conflicting commit raises
    :class:`ConcurrentWriteError` after the staged files are deleted; appends are retried.
@@ -38,7 +42,6 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError as DeltaT
 from deltalake.transaction import AddAction, CommitProperties, RemoveAction, create_table_with_add_actions
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, DataType, MapType, StructType
 
 from casemix.storage.base import (
     FILE_COLUMN,
@@ -79,10 +82,6 @@ def _footer(fs: pafs.FileSystem, path: str) -> dict[str, Any]:
         size = handle.size()
         meta = pq.ParquetFile(handle).metadata
     columns: dict[str, dict[str, Any]] = {}
-    # top-level columns the file declares REQUIRED: they cannot hold a null (no definition levels),
-    # whether or not the writer kept statistics for them
-    required = {meta.schema.column(i).path for i in range(meta.num_columns)
-                if "." not in meta.schema.column(i).path and meta.schema.column(i).max_definition_level == 0}
     for rg in range(meta.num_row_groups):
         group = meta.row_group(rg)
         for ci in range(group.num_columns):
@@ -99,12 +98,7 @@ def _footer(fs: pafs.FileSystem, path: str) -> dict[str, Any]:
             if st.has_min_max:
                 entry["min"] = st.min if entry["min"] is None else min(entry["min"], st.min)
                 entry["max"] = st.max if entry["max"] is None else max(entry["max"], st.max)
-    return {"path": path, "size": size, "rows": meta.num_rows, "columns": columns, "required": required}
-
-
-def _flat(dtype: DataType) -> bool:
-    """Whether a column of this type is one Parquet leaf column of its own name (no list, map or struct)."""
-    return not isinstance(dtype, (ArrayType, MapType, StructType))
+    return {"path": path, "size": size, "rows": meta.num_rows, "columns": columns}
 
 
 def _stat_value(value: Any) -> Any:
@@ -261,14 +255,8 @@ class DeltaRsStore(DeltaStore):
                     )
             for f in definition.schema.fields:
                 st = cols.get(f.name)
-                if f.nullable or f.name in foot["required"] or not _flat(f.dataType):
-                    continue  # (lists: checked by the writer, their footer statistics are per element)
-                if st is None or not st["exact"]:
-                    raise StorageError(
-                        f"cannot write to table {definition.name}: column {f.name} is NOT NULL, but "
-                        f"{foot['path']} neither declares it REQUIRED nor counts its nulls; refusing to commit"
-                    )
-                if st["nulls"] > 0:
+                # (no statistics: see the module docstring; lists have none, theirs are per element)
+                if not f.nullable and st is not None and st["exact"] and st["nulls"] > 0:
                     raise StorageError(
                         f"cannot write to table {definition.name}: column {f.name} is NOT NULL but "
                         f"{st['nulls']} rows of {foot['path']} are null"
