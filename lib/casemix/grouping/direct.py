@@ -129,8 +129,9 @@ def _conform(batch: pa.RecordBatch, f: DataFile, names: list[str], schema: pa.Sc
              coded: frozenset = frozenset()) -> pa.RecordBatch:
     """A batch read from ``f`` with exactly the columns ``names`` of ``schema``: partition columns from
     the log (authoritative, whether or not the file holds them), columns the file lacks (older schema)
-    as nulls. The text columns (and lists of texts) named in ``coded`` come as dictionary arrays
-    (:func:`_coded_type`), whatever the file holds; the other columns as ``schema`` says."""
+    as nulls; :class:`ClaimsFileError` for nulls in a NOT NULL column. The text columns (and lists of
+    texts) named in ``coded`` come as dictionary arrays (:func:`_coded_type`), whatever the file
+    holds; the other columns as ``schema`` says."""
     n = batch.num_rows
     cols = []
     for name in names:
@@ -149,8 +150,10 @@ def _conform(batch: pa.RecordBatch, f: DataFile, names: list[str], schema: pa.Sc
         else:
             arr = pa.nulls(n, want)
         if not field.nullable and arr.null_count:  # (pyarrow would write a null list as [] without a word)
+            why = (" (its partition value in the log is null)" if name in f.partition_values else
+                   "" if name in batch.schema.names else " (no such column)")
             raise ClaimsFileError(f"{f.path}: column {name} of claims is NOT NULL, but {arr.null_count} of "
-                                  f"{n} rows read are null{'' if name in batch.schema.names else ' (no such column)'}")
+                                  f"{n} rows read are null{why}")
         if arr.type != want and name in coded and not _same_type(_decoded_type(arr.type), field.type):
             arr = arr.cast(field.type)  # (e.g. numbers in a file of an older schema: as text first)
         cols.append(arr if arr.type == want else arr.cast(want))
