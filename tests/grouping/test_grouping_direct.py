@@ -84,10 +84,11 @@ def test_partition_values_come_from_the_log_not_from_the_file():
 
 
 def test_text_columns_passed_as_codes_come_as_dictionaries_whatever_the_file_holds():
-    from casemix.grouping.direct import _conform, passed_as_codes
+    from casemix.grouping.direct import CODE_COLUMNS, _conform, passed_as_codes
     from casemix.grouping.distributed import passed_columns
     coded = passed_as_codes()
     assert {"region", "hospital_id", "sex", "dept", "principal_dx", "secondary_dxs", "procedures"} <= coded
+    assert set(CODE_COLUMNS) <= coded  # (the job reads the codes as dictionaries because of this)
     assert not coded & {"claim_id", "person_id", "national_id", "age_years"}
     schema = _loose(CATALOGUE["claims"].arrow_schema)
     lists = pa.array([["A", "B"], None, []], pa.list_(pa.string()))  # items nullable, as pyarrow reads Spark's

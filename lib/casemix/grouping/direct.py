@@ -194,8 +194,9 @@ def _leaf(field: pa.Field) -> str:
     return f"{field.name}.list.element" if pa.types.is_list(field.type) else field.name
 
 
-#: claim columns of codes -> their Parquet leaf column: read as Arrow dictionary arrays, so that the
-#: grouper looks each distinct code of a batch up once
+#: claim columns of codes -> their Parquet leaf column (all of them :func:`passed_as_codes`, so the job
+#: reads them as Arrow dictionary arrays and the grouper looks each distinct code of a batch up once;
+#: the benchmark reads them so for the core alone)
 CODE_COLUMNS = {c: _leaf(CATALOGUE["claims"].arrow_schema.field(c)) for c in ("principal_dx", "secondary_dxs",
                                                                              "procedures")}
 
@@ -223,7 +224,7 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
     # what the grouper reads: only these columns of the buffered pieces are concatenated
     grouped_by = list(dict.fromkeys([*GROUPER_INPUTS, "region", "discharge_date"]))
     coded = passed_as_codes()
-    read_dictionary = [_leaf(claims_schema.field(c)) for c in sorted(coded | set(CODE_COLUMNS))]
+    read_dictionary = [_leaf(claims_schema.field(c)) for c in sorted(coded)]
     grouper = BatchGrouper(scheme_dirs_here(grouper_args.pop("scheme_dirs"), ship), **grouper_args)
     options = parquet_options(target)
     fs, root = pafs.FileSystem.from_uri(folder_uri)
