@@ -340,3 +340,75 @@ def test_a_grouped_batch_with_a_column_of_the_wrong_type_is_refused(schemes_dir)
     added["drg"] = pa.array([], pa.int64()).dictionary_encode()
     with pytest.raises(TypeError, match="drg"):
         grouper.assemble(claims, added, dictionaries=True)
+
+
+def _task_parts(store):
+    return [unit for task in deal_partitions(store.data_files("claims"), CATALOGUE["claims"].partition_by, 1)
+            for unit in task]
+
+
+def _run_task(parts, folder, schemes_dir):
+    from casemix.grouping.direct import _task
+
+    args = dict(scheme_dirs=_dirs(schemes_dir), versions={}, run_id="r", grouped_at=datetime.now(timezone.utc),
+                out_schema=CATALOGUE["grouped_claims"].arrow_schema, cache_dir=None)
+    return list(_task(parts, grouper_args=args, policy=POLICY, ship=False, folder_uri=str(folder), batch_rows=2))
+
+
+def test_a_task_ends_only_once_its_files_and_their_folders_are_synced_and_released(
+        claims_store, tmp_path, schemes_dir, monkeypatch):
+    import os
+
+    calls = []
+
+    def spy(name, real):
+        def call(fd, *args):
+            calls.append((name, os.readlink(f"/proc/self/fd/{fd}"), *args[2:]))
+            return real(fd, *args)
+        return call
+
+    monkeypatch.setattr(os, "fdatasync", spy("fdatasync", os.fdatasync))
+    monkeypatch.setattr(os, "posix_fadvise", spy("fadvise", os.posix_fadvise))
+    monkeypatch.setattr(os, "fsync", spy("fsync", os.fsync))
+    out = tmp_path / "out"
+    results = _run_task(_task_parts(claims_store), out, schemes_dir)
+    written = sorted(str(out / r.file) for r in results)
+    assert len(written) == 3 and sum(r.rows_out for r in results) == 5
+    # each file: its data on disk, then its pages released; then each folder holding new files
+    assert sorted(calls[:6]) == sorted([*[("fdatasync", p) for p in written],
+                                        *[("fadvise", p, os.POSIX_FADV_DONTNEED) for p in written]])
+    assert all(calls.index(("fdatasync", p)) < calls.index(("fadvise", p, os.POSIX_FADV_DONTNEED)) for p in written)
+    assert sorted(calls[6:]) == sorted(("fsync", os.path.dirname(p)) for p in written)
+
+
+def test_a_file_that_cannot_be_synced_fails_the_task(claims_store, tmp_path, schemes_dir, monkeypatch):
+    import errno
+    import os
+
+    def broken(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    with pytest.raises(OSError, match="Input/output error"):
+        _run_task(_task_parts(claims_store), tmp_path / "out", schemes_dir)
+
+
+def test_the_file_settler_only_settles_local_files(tmp_path):
+    import pyarrow.fs as pafs
+
+    from casemix.grouping.direct import FileSettler
+
+    settler = FileSettler(pafs.LocalFileSystem())
+    (tmp_path / "a.parquet").write_bytes(b"x")
+    settler.add(str(tmp_path / "a.parquet"))
+    settler.add(str(tmp_path / "missing.parquet"))
+    with pytest.raises(FileNotFoundError, match="missing.parquet"):
+        settler.finish()
+    assert settler.folders == {str(tmp_path)}  # (the folder of the file settled, not of the missing one)
+    unsettled = FileSettler(pafs.LocalFileSystem())
+    unsettled.add(str(tmp_path / "missing.parquet"))
+    unsettled.finish(check=False)  # (after another error: waits, does not raise)
+    remote = FileSettler(pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem()))
+    remote.add("missing.parquet")
+    remote.finish()
+    assert remote.thread is None and remote.folders == set()
