@@ -3,7 +3,7 @@
 The DataFrame path (:func:`casemix.grouping.distributed.group_claims`) lets Spark read the claims,
 convert every row to Arrow for the Python grouper, convert the result back to rows, shuffle them by
 partition and write them with Spark's Parquet writer. On 10 M claims on ``local[2]`` that is about
-134 s, against 11-12 s for this path (bench/RESULTS.md), which keeps every row in Arrow:
+134 s, against about 9 s for this path (bench/RESULTS.md), which keeps every row in Arrow:
 
 * the driver takes the snapshot's file list from the Delta log (no Spark read) and deals the
   ``claims`` partitions of the period out to tasks, balanced by rows (whole partitions, unless a
