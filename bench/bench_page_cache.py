@@ -1,10 +1,13 @@
 """What writing files costs the kernel, with and without releasing them from the page cache.
 
 The file-wise grouping job writes ~2 GB of Parquet per 10 M claims. This benchmark writes the same
-amount of incompressible bytes, in files of --file-mb, two ways, alternating, --repeat times each
-(the files of every run are kept until the end, as a table keeps its older versions):
+amount of incompressible bytes, in files of --file-mb, two ways, --repeat times each, alternating
+(and which goes first alternates too; the files of every run are kept until the end, as a table
+keeps its older versions):
 
-  page cache: write and close each file; the kernel writes it back later (not timed);
+  page cache: write and close each file; the kernel writes it back later, not timed (unless the
+      dirty data crosses the kernel's background threshold during the run: the column "dirty MB at
+      end" shows how much of it was still not written back when the run ended);
   settled: the same, each closed file handed to the job's ``FileSettler`` (``fdatasync``, then
       ``POSIX_FADV_DONTNEED``; its folder ``fsync``-ed at the end), timed until all are on disk.
 
@@ -58,6 +61,15 @@ def write_files(folder: Path, files: int, chunk: bytes, chunks: int, settle: boo
     settler.finish()
 
 
+def _dirty_mb() -> float:
+    """Dirty page-cache data not yet written back, MB (/proc/meminfo)."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("Dirty:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gigabytes", type=float, default=2.0)
@@ -74,7 +86,7 @@ def main() -> None:
     runs: list[Measurement] = []
     try:
         for rep in range(args.repeat):
-            for way in ("page cache", "settled"):
+            for way in (("page cache", "settled") if rep % 2 == 0 else ("settled", "page cache")):
                 os.sync()  # (a run does not pay for writing back the previous run's files)
                 cpu, busy = os.times(), _machine_busy()
                 with measure(way, megabytes) as m:
@@ -82,6 +94,7 @@ def main() -> None:
                                 way == "settled")
                 m.extra["kernel CPU s (process)"] = f"{os.times().system - cpu.system:.2f}"
                 m.extra["busy CPU s (machine)"] = f"{_machine_busy() - busy:.2f}"
+                m.extra["dirty MB at end"] = f"{_dirty_mb():,.0f}"
                 m.extra["note"] = f"run {rep + 1}"
                 runs.append(m)
     finally:

@@ -3,7 +3,9 @@ scheme per row in Arrow, files written by another Delta engine, and a count mism
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import sys
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -355,9 +357,9 @@ def _run_task(parts, folder, schemes_dir):
     return list(_task(parts, grouper_args=args, policy=POLICY, ship=False, folder_uri=str(folder), batch_rows=2))
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd; posix_fadvise")
 def test_a_task_ends_only_once_its_files_and_their_folders_are_synced_and_released(
         claims_store, tmp_path, schemes_dir, monkeypatch):
-    import os
 
     calls = []
 
@@ -371,19 +373,23 @@ def test_a_task_ends_only_once_its_files_and_their_folders_are_synced_and_releas
     monkeypatch.setattr(os, "posix_fadvise", spy("fadvise", os.posix_fadvise))
     monkeypatch.setattr(os, "fsync", spy("fsync", os.fsync))
     out = tmp_path / "out"
-    results = _run_task(_task_parts(claims_store), out, schemes_dir)
+    results = _run_task(_task_parts(claims_store), out.as_uri(), schemes_dir)  # (a file:// URI)
     written = sorted(str(out / r.file) for r in results)
     assert len(written) == 3 and sum(r.rows_out for r in results) == 5
-    # each file: its data on disk, then its pages released; then each folder holding new files
+    # each file: its data on disk, then its pages released ...
     assert sorted(calls[:6]) == sorted([*[("fdatasync", p) for p in written],
                                         *[("fadvise", p, os.POSIX_FADV_DONTNEED) for p in written]])
     assert all(calls.index(("fdatasync", p)) < calls.index(("fadvise", p, os.POSIX_FADV_DONTNEED)) for p in written)
-    assert sorted(calls[6:]) == sorted(("fsync", os.path.dirname(p)) for p in written)
+    # ... then every new folder, and the folder holding the one the task was given (its entry is new)
+    region_month = {os.path.dirname(p) for p in written}
+    assert len(region_month) == 3
+    folders = region_month | {os.path.dirname(f) for f in region_month} | {str(out), str(tmp_path)}
+    assert len(folders) == 7 and sorted(calls[6:]) == sorted(("fsync", f) for f in folders)
 
 
+@pytest.mark.skipif(not hasattr(os, "fdatasync"), reason="no fdatasync here (the settler uses fsync)")
 def test_a_file_that_cannot_be_synced_fails_the_task(claims_store, tmp_path, schemes_dir, monkeypatch):
     import errno
-    import os
 
     def broken(fd):
         raise OSError(errno.EIO, "Input/output error")
@@ -398,13 +404,19 @@ def test_the_file_settler_only_settles_local_files(tmp_path):
 
     from casemix.grouping.direct import FileSettler
 
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "x.parquet").write_bytes(b"x")
+    settler = FileSettler(pafs.LocalFileSystem(), top=str(tmp_path))
+    settler.add(str(tmp_path / "a" / "b" / "x.parquet"))
+    settler.finish()
+    assert settler.folders == {str(tmp_path / "a" / "b"), str(tmp_path / "a"), str(tmp_path)}
+    # the first error is raised; the files after it are not settled (the task fails anyway)
     settler = FileSettler(pafs.LocalFileSystem())
-    (tmp_path / "a.parquet").write_bytes(b"x")
-    settler.add(str(tmp_path / "a.parquet"))
     settler.add(str(tmp_path / "missing.parquet"))
+    settler.add(str(tmp_path / "a" / "b" / "x.parquet"))
     with pytest.raises(FileNotFoundError, match="missing.parquet"):
         settler.finish()
-    assert settler.folders == {str(tmp_path)}  # (the folder of the file settled, not of the missing one)
+    assert settler.folders == set()
     unsettled = FileSettler(pafs.LocalFileSystem())
     unsettled.add(str(tmp_path / "missing.parquet"))
     unsettled.finish(check=False)  # (after another error: waits, does not raise)
