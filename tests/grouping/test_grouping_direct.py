@@ -424,3 +424,16 @@ def test_the_file_settler_only_settles_local_files(tmp_path):
     remote.add("missing.parquet")
     remote.finish()
     assert remote.thread is None and remote.folders == set()
+
+
+def test_any_error_in_the_settler_thread_is_raised_by_finish(tmp_path, monkeypatch):
+    import pyarrow.fs as pafs
+
+    from casemix.grouping.direct import FileSettler
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.parquet").write_bytes(b"x")
+    settler = FileSettler(pafs.LocalFileSystem(), top=str(tmp_path))
+    settler.add("x.parquet")  # (relative, against an absolute top: the folder chain cannot be found)
+    with pytest.raises(ValueError, match="absolute and relative"):
+        settler.finish()

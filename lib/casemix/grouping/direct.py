@@ -164,7 +164,10 @@ class FileSettler:
             if self.error is None:  # (after an error the task fails: the rest is only taken off the queue)
                 self._settle(path, data=True)
                 if self.error is None:
-                    self.folders.update(self._up_to_top(os.path.dirname(path)))
+                    try:
+                        self.folders.update(self._up_to_top(os.path.dirname(path)))
+                    except Exception as e:  # (e.g. a path commonpath cannot compare with top)
+                        self.error = e
         for folder in sorted(self.folders, reverse=True):  # (deepest first)
             if self.error is None:
                 self._settle(folder, data=False)
