@@ -66,7 +66,11 @@ def riv_by_region(quality: pd.DataFrame, target: float = 0.70):
     plt = _plt()
     df = quality.sort_values("region")
     fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(df) + 2), 3.5))
-    ax.bar(df["region"], df["riv"].astype(float))
+    # (bars at positions, labelled with the region codes: codes that read as numbers would make
+    # matplotlib log that it plots them as categories, once per call)
+    x = range(len(df))
+    ax.bar(x, df["riv"].astype(float))
+    ax.set_xticks(x, df["region"].tolist())
     ax.axhline(target, color="red", linestyle="--", linewidth=1, label=f"target {target:.2f}")
     ax.set_ylim(0, 1)
     ax.set_ylabel("RIV")

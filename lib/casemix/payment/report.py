@@ -52,7 +52,9 @@ def _bars(per: pd.DataFrame, column: str, title: str, n: int = 15):
     shown = pd.concat([ranked.head(n), ranked.tail(n)]).drop_duplicates(["region", "hospital_id"])
     fig, ax = plt.subplots(figsize=(8, max(3, 0.22 * len(shown) + 1)))
     colours = ["#c0392b" if v < 0 else "#27ae60" for v in shown[column]]
-    ax.barh(shown["hospital_id"], shown[column] / 10_000, color=colours)
+    y = range(len(shown))  # (positions, labelled: see _trend)
+    ax.barh(y, shown[column] / 10_000, color=colours)
+    ax.set_yticks(y, shown["hospital_id"].tolist())
     ax.set_xlabel("difference to fee-for-service, 10k yuan")
     ax.set_title(title)
     ax.tick_params(axis="y", labelsize=6)
@@ -78,9 +80,14 @@ def _trend(values: pd.DataFrame):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4))
     months = values[(values["period_type"] == "month") & values["point_value"].notna()]
+    # the months at positions, labelled: texts such as "01" that read as numbers would make matplotlib
+    # log, for every line, that it plots them as categories
+    labels = sorted(months["period"].str[5:].unique())
+    at = {m: i for i, m in enumerate(labels)}
     for region, df in months.groupby("region"):
         df = df.sort_values("period")
-        ax.plot(df["period"].str[5:], df["point_value"].astype(float), marker=".", label=region)
+        ax.plot([at[m] for m in df["period"].str[5:]], df["point_value"].astype(float), marker=".", label=region)
+    ax.set_xticks(range(len(labels)), labels)
     ax.set_xlabel("month")
     ax.set_ylabel("provisional point value, yuan/point")
     ax.set_title("Monthly point value per region (point-method regions)")
