@@ -132,7 +132,7 @@ class FileSettler:
     """Makes the files a task wrote durable before the task ends, and drops them from the page cache, in a
     background thread while the task goes on writing: ``fdatasync`` each file as it is closed (the
     commit must not name a file whose data a crash can still lose), then ``POSIX_FADV_DONTNEED``
-    (nothing in the job reads them back). At the end it ``fsync``-s every folder from each file's
+    (the job reads back only their footers, for the commit). At the end it ``fsync``-s every folder from each file's
     folder up to ``top`` (included), so that the entries of the new files and of the new folders
     above them are durable too. On the benchmark VM, 2 GB written into the page cache cost about 4 s
     of kernel CPU, and about 1 s written and released so, writeback included (likely because the
