@@ -1091,14 +1091,12 @@ def _group(compiled, df, apply_code_maps: bool, unknown_codes: str, trace: bool)
         try:
             coded = isinstance(dept.dtype, pd.ArrowDtype) and pa.types.is_dictionary(dept.dtype.pyarrow_dtype)
             d = _string_array(dept, n, "dept", dictionary=coded)
-            if isinstance(d, pa.DictionaryArray):  # compare the distinct values, then take them per row
-                values, rows = pc.utf8_trim_whitespace(d.dictionary), d.indices
-                b.dept = [pc.fill_null(pc.equal(values, lit).take(rows), False).to_numpy(zero_copy_only=False)
-                          for lit in c.meta["dept_literals"]]
-            else:
-                d = pc.utf8_trim_whitespace(d)
-                b.dept = [pc.fill_null(pc.equal(d, lit), False).to_numpy(zero_copy_only=False)
-                          for lit in c.meta["dept_literals"]]
+            # a dictionary array: compare its distinct values, then take them per row
+            values, rows = (d.dictionary, d.indices) if isinstance(d, pa.DictionaryArray) else (d, None)
+            values = pc.utf8_trim_whitespace(values)
+            hits = (pc.equal(values, lit) for lit in c.meta["dept_literals"])
+            b.dept = [pc.fill_null(h if rows is None else h.take(rows), False).to_numpy(zero_copy_only=False)
+                      for h in hits]
         except TypeError:  # non-string department codes (e.g. integers): compare their text
             d = dept.astype(object).map(lambda v: v if v is None or v != v else str(v).strip())
             b.dept = [(d == lit).fillna(False).to_numpy(dtype=bool) for lit in c.meta["dept_literals"]]

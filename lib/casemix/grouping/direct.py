@@ -132,9 +132,9 @@ class FileSettler:
     """Makes the files a task wrote durable before the task ends, and drops them from the page cache, in a
     background thread while the task goes on writing: ``fdatasync`` each file as it is closed (the
     commit must not name a file whose data a crash can still lose), then ``POSIX_FADV_DONTNEED``
-    (the job reads back only their footers, for the commit). At the end it ``fsync``-s every folder from each file's
-    folder up to ``top`` (included), so that the entries of the new files and of the new folders
-    above them are durable too. On the benchmark VM, 2 GB written into the page cache cost about 4 s
+    (the job reads back only their footers, for the commit). At the end it ``fsync``-s every folder
+    from each file's folder up to ``top`` (included), so that the entries of the new files and of the
+    new folders above them are durable too. On the benchmark VM, 2 GB written into the page cache cost about 4 s
     of kernel CPU, and about 1 s written and released so, writeback included (likely because the
     released pages are reused for the next files; bench/RESULTS.md, bench/bench_page_cache.py).
     :meth:`finish` waits for all of it and raises the first error, so a task whose files are not
@@ -160,17 +160,15 @@ class FileSettler:
         self.paths.put(path)
 
     def _run(self) -> None:
-        while (path := self.paths.get()) is not None:
-            if self.error is None:  # (after an error the task fails: the rest is only taken off the queue)
+        # the thread stops at the first error (the task fails: what is still queued needs no settling)
+        try:
+            while (path := self.paths.get()) is not None:
                 self._settle(path, data=True)
-                if self.error is None:
-                    try:
-                        self.folders.update(self._up_to_top(os.path.dirname(path)))
-                    except Exception as e:  # (e.g. a path commonpath cannot compare with top)
-                        self.error = e
-        for folder in sorted(self.folders, reverse=True):  # (deepest first)
-            if self.error is None:
+                self.folders.update(self._up_to_top(os.path.dirname(path)))
+            for folder in sorted(self.folders, reverse=True):  # (deepest first)
                 self._settle(folder, data=False)
+        except Exception as e:  # (kept for finish() to raise: a dying thread would leave the task none the wiser)
+            self.error = e
 
     def _up_to_top(self, folder: str) -> list[str]:
         """``folder`` and the folders above it up to ``top`` (just ``folder`` when it is not under it)."""
@@ -180,29 +178,27 @@ class FileSettler:
                 chain.append(os.path.dirname(chain[-1]))
         return chain
 
-    def _settle(self, path: str, *, data: bool) -> None:
+    @staticmethod
+    def _settle(path: str, *, data: bool) -> None:
+        fd = os.open(path, os.O_RDONLY)
         try:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                if data:
-                    # (a new descriptor after the writer's close: Linux >= 4.16 still reports a writeback
-                    # error that happened before it was opened, if nothing else saw it)
-                    getattr(os, "fdatasync", os.fsync)(fd)
-                    if hasattr(os, "posix_fadvise"):
-                        try:
-                            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                        except OSError:
-                            pass  # (advice: the file is on disk all the same)
-                else:
+            if data:
+                # (a new descriptor after the writer's close: Linux >= 4.16 still reports a writeback
+                # error that happened before it was opened, if nothing else saw it)
+                getattr(os, "fdatasync", os.fsync)(fd)
+                if hasattr(os, "posix_fadvise"):
                     try:
-                        os.fsync(fd)
-                    except OSError as e:
-                        if e.errno != errno.EINVAL:  # (some file systems cannot sync a folder: as PostgreSQL)
-                            raise
-            finally:
-                os.close(fd)
-        except Exception as e:  # (kept for finish() to raise: a dying thread would leave the task none the wiser)
-            self.error = e
+                        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                    except OSError:
+                        pass  # (advice: the file is on disk all the same)
+            else:
+                try:
+                    os.fsync(fd)
+                except OSError as e:
+                    if e.errno != errno.EINVAL:  # (some file systems cannot sync a folder: as PostgreSQL)
+                        raise
+        finally:
+            os.close(fd)
 
     def finish(self, check: bool = True) -> None:
         """Wait until every file added (and the folders above it) is on disk; with ``check``, raise the
@@ -321,8 +317,9 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
     grouper = BatchGrouper(scheme_dirs_here(grouper_args.pop("scheme_dirs"), ship), **grouper_args)
     options = parquet_options(target)
     fs, root = pafs.FileSystem.from_uri(folder_uri)
+    root = root.rstrip("/")
     # (the folder the store gave is new, so is its entry in the table's folder above it)
-    settler = FileSettler(fs, top=os.path.dirname(root.rstrip('/')))
+    settler = FileSettler(fs, top=os.path.dirname(root))
     task_id = uuid.uuid4().hex[:12]
     writers: dict[int, pq.ParquetWriter] = {}  # per unit of work (index in ``parts``)
     paths: dict[int, str] = {}
@@ -346,8 +343,8 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
                 if unit not in writers:
                     values = dict(zip(target.partition_by, counts[unit][0]))
                     rel = f"{partition_dir(target, values)}/part-{task_id}-{len(paths):05d}.parquet"
-                    fs.create_dir(f"{root.rstrip('/')}/{rel.rsplit('/', 1)[0]}", recursive=True)
-                    writers[unit] = pq.ParquetWriter(f"{root.rstrip('/')}/{rel}", rows.schema, filesystem=fs,
+                    fs.create_dir(f"{root}/{rel.rsplit('/', 1)[0]}", recursive=True)
+                    writers[unit] = pq.ParquetWriter(f"{root}/{rel}", rows.schema, filesystem=fs,
                                                      **options)
                     paths[unit] = rel
                 writers[unit].write_batch(rows)
@@ -356,7 +353,7 @@ def _task(parts: Iterable[tuple], *, grouper_args: dict, policy: GroupingPolicy,
         for unit in done:
             if unit in writers:
                 writers.pop(unit).close()
-                settler.add(f"{root.rstrip('/')}/{paths[unit]}")
+                settler.add(f"{root}/{paths[unit]}")
             yield PartitionResult(*counts[unit], paths.get(unit), tuple(unlike[unit]))
         done.clear()
 
