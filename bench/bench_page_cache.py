@@ -9,7 +9,8 @@ keeps its older versions):
       dirty data crosses the kernel's background threshold during the run: the column "dirty MB at
       end" shows how much of it was still not written back when the run ended);
   settled: the same, each closed file handed to the job's ``FileSettler`` (``fdatasync``, then
-      ``POSIX_FADV_DONTNEED``; its folder ``fsync``-ed at the end), timed until all are on disk.
+      ``POSIX_FADV_DONTNEED`` for all but its last 64 KiB; its folder ``fsync``-ed at the end), timed
+      until all are on disk.
 
 Per run it records the wall time, the process's kernel CPU time and the whole machine's busy CPU
 time (all processes and kernel threads, from /proc/stat: Linux only), and prints the runs and, per
@@ -44,7 +45,7 @@ def _machine_busy() -> float:
 def write_files(folder: Path, files: int, chunk: bytes, chunks: int, settle: bool) -> None:
     import pyarrow.fs as pafs
 
-    from casemix.grouping.direct import FileSettler
+    from casemix.storage.durable import FileSettler
 
     folder.mkdir(parents=True)
     settler = FileSettler(pafs.LocalFileSystem())

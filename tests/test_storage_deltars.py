@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -326,3 +327,87 @@ def test_two_concurrent_appends_both_land(spark, store, tmp_path):
     )
     assert sorted(outcomes.values()) == [1, 2]
     assert sorted(r.id for r in store.read(EVENTS).collect()) == ["a", "b", "c"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
+def test_the_files_are_on_disk_before_the_commit_names_them_and_the_commit_before_its_version_is_returned(
+        spark, store, tmp_path, monkeypatch):
+    warehouse = tmp_path / "warehouse"
+    table = warehouse / EVENTS.name
+    entry = table / "_delta_log" / f"{0:020d}.json"
+    calls = []  # (call, path, whether the commit's log entry existed then)
+
+    def spy(name, real):
+        def call(fd, *args):
+            calls.append((name, os.readlink(f"/proc/self/fd/{fd}"), entry.exists()))
+            return real(fd, *args)
+        return call
+
+    monkeypatch.setattr(os, "fdatasync", spy("fdatasync", os.fdatasync))
+    monkeypatch.setattr(os, "fsync", spy("fsync", os.fsync))
+    assert store.append(EVENTS, frame(spark, [row("a", 1, "R01", "2024-01"), row("b", 1, "R02", "2024-01")])) == 0
+    files = sorted(f.path for f in store.data_files(EVENTS))
+    assert len(files) == 2
+    before = [(name, path) for name, path, committed in calls if not committed]
+    after = [(name, path) for name, path, committed in calls if committed]
+    # before the commit: each data file, then every folder from each one's up to the warehouse
+    # (partition folders, the write's folder, the table's, the warehouse's: all new)
+    assert sorted(before[:2]) == [("fdatasync", f) for f in files]
+    folders = {str(warehouse), str(table)} | {os.path.dirname(f) for f in files}
+    folders |= {os.path.dirname(os.path.dirname(f)) for f in files} | {os.path.dirname(os.path.dirname(os.path.dirname(f))) for f in files}
+    assert len(folders) == 7 and before[2:] == [("fsync", f) for f in sorted(folders, reverse=True)]
+    # after it: the log entry, then its folder and those above it, before the version is returned
+    assert after == [("fdatasync", str(entry)), ("fsync", str(table / "_delta_log")), ("fsync", str(table)),
+                     ("fsync", str(warehouse))]
+
+
+def test_a_file_that_cannot_be_put_on_disk_is_not_committed(spark, store, monkeypatch):
+    import errno
+
+    store.append(EVENTS, frame(spark, [row("a", 1, "R01", "2024-01")]))
+
+    def broken(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    with pytest.raises(OSError, match="Input/output error"):
+        store.append(EVENTS, frame(spark, [row("b", 1, "R01", "2024-01")]))
+    assert store.version(EVENTS) == 0 and rows_of(store.read(EVENTS)) == rows_of(frame(spark, [row("a", 1, "R01", "2024-01")]))
+    assert len([d for d in os.listdir(store.location(EVENTS)) if d.startswith("w-")]) == 1  # (the failed write's folder is gone)
+
+
+def test_a_commit_whose_log_entry_cannot_be_put_on_disk_is_reported_as_such(spark, store, monkeypatch):
+    import errno
+
+    real = os.fdatasync
+
+    def broken_log(fd):
+        if "_delta_log" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.EIO, "Input/output error")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", broken_log)
+    with pytest.raises(StorageError, match="version 0 of events was committed, but its log entry could not be put on disk"):
+        store.append(EVENTS, frame(spark, [row("a", 1, "R01", "2024-01")]))
+    assert store.version(EVENTS) == 0  # (committed: the error says so, nothing is taken back)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
+def test_files_a_writer_hands_over_are_synced_by_the_store_unless_the_writer_says_it_did(spark, store, monkeypatch):
+    synced = []
+
+    def spy(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", spy)
+    rows = [row("a", 1, "R01", "2024-01")]
+    for version, writer_synced in ((0, False), (1, True)):
+        synced.clear()
+        assert store.replace_partitions_with_files(
+            EVENTS, lambda uri: _write_events_file(uri, rows, statistics=True), {"month": ["2024-01"]},
+            synced=writer_synced) == version
+        [data] = [f.path for f in store.data_files(EVENTS)]
+        log = f"{store.location(EVENTS)}/_delta_log/{version:020d}.json"
+        assert synced == ([log] if writer_synced else [data, log])

@@ -16,7 +16,8 @@ partition and write them with Spark's Parquet writer. On 10 M claims on ``local[
   files) as one Parquet file (:func:`parquet_options`) into the folder the store gave it, in the
   partition's sub-folder (``claims`` and ``grouped_claims`` have the same partition columns, so no row moves
   between tasks: there is no shuffle); as each file is closed, a thread makes it durable and drops it
-  from the page cache (:class:`FileSettler`), and the task ends only once all its files are on disk;
+  from the page cache but for its footer (:class:`~casemix.storage.durable.FileSettler`), and the
+  task ends only once all its files are on disk;
 * the store reads the new files' footers and commits them in one version
   (:meth:`casemix.storage.deltars.DeltaRsStore.replace_partitions_with_files`), after the job
   checked that every claim read came out as one grouped row and that each file read held the rows
@@ -29,10 +30,7 @@ The rows are the same as the DataFrame path's, column for column (tests/test_gen
 """
 from __future__ import annotations
 
-import errno
 import os
-import queue
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,11 +46,11 @@ from casemix.grouping.distributed import (GROUPER_INPUTS, BatchGrouper, _decoded
                                           ship_schemes)
 from casemix.policy import GroupingPolicy
 from casemix.storage.deltars import DataFile, partition_dir
+from casemix.storage.durable import FileSettler
 from casemix.tables import CATALOGUE, TableDef
 
 __all__ = ["replace_grouped_claims", "group_claim_files", "deal_partitions", "default_tasks", "parquet_options",
-           "PartitionResult", "GroupingCountError", "ClaimsFileError", "CODE_COLUMNS", "passed_as_codes",
-           "FileSettler"]
+           "PartitionResult", "GroupingCountError", "ClaimsFileError", "CODE_COLUMNS", "passed_as_codes"]
 
 #: rows read per task before the buffered claims are grouped together (Spark's Arrow batch size)
 DEFAULT_BATCH_ROWS = 100_000
@@ -126,89 +124,6 @@ def deal_partitions(files: Sequence[DataFile], partition_by: Sequence[str], task
         dealt[i].append(i_unit)
         load[i] += rows[i_unit]
     return [[units[u] for u in sorted(d)] for d in dealt if d]
-
-
-class FileSettler:
-    """Makes the files a task wrote durable before the task ends, and drops them from the page cache, in a
-    background thread while the task goes on writing: ``fdatasync`` each file as it is closed (the
-    commit must not name a file whose data a crash can still lose), then ``POSIX_FADV_DONTNEED``
-    (the job reads back only their footers, for the commit). At the end it ``fsync``-s every folder
-    from each file's folder up to ``top`` (included), so that the entries of the new files and of the
-    new folders above them are durable too. On the benchmark VM, 2 GB written into the page cache cost about 4 s
-    of kernel CPU, and about 1 s written and released so, writeback included (likely because the
-    released pages are reused for the next files; bench/RESULTS.md, bench/bench_page_cache.py).
-    :meth:`finish` waits for all of it and raises the first error, so a task whose files are not
-    safely on disk fails and nothing is committed. Only on a local file system: what makes a file
-    durable on HDFS or S3 is theirs to say (HDFS: ``dfs.datanode.synconclose``), and there is no
-    local page cache to release."""
-
-    def __init__(self, fs: pafs.FileSystem, top: str | None = None):
-        self.local = isinstance(fs, pafs.LocalFileSystem)
-        self.top = os.path.normpath(top) if top else None
-        self.paths: queue.SimpleQueue = queue.SimpleQueue()
-        self.folders: set[str] = set()
-        self.error: BaseException | None = None
-        self.thread: threading.Thread | None = None
-
-    def add(self, path: str) -> None:
-        """Settle ``path`` (closed: nothing writes to it any more)."""
-        if not self.local:
-            return
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._run, name="casemix-file-settler", daemon=True)
-            self.thread.start()
-        self.paths.put(path)
-
-    def _run(self) -> None:
-        # the thread stops at the first error (the task fails: what is still queued needs no settling)
-        try:
-            while (path := self.paths.get()) is not None:
-                self._settle(path, data=True)
-                self.folders.update(self._up_to_top(os.path.dirname(path)))
-            for folder in sorted(self.folders, reverse=True):  # (deepest first)
-                self._settle(folder, data=False)
-        except Exception as e:  # (kept for finish() to raise: a dying thread would leave the task none the wiser)
-            self.error = e
-
-    def _up_to_top(self, folder: str) -> list[str]:
-        """``folder`` and the folders above it up to ``top`` (just ``folder`` when it is not under it)."""
-        chain = [os.path.normpath(folder)]
-        if self.top is not None and os.path.commonpath([self.top, chain[0]]) == self.top:
-            while chain[-1] != self.top:
-                chain.append(os.path.dirname(chain[-1]))
-        return chain
-
-    @staticmethod
-    def _settle(path: str, *, data: bool) -> None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            if data:
-                # (a new descriptor after the writer's close: Linux >= 4.16 still reports a writeback
-                # error that happened before it was opened, if nothing else saw it)
-                getattr(os, "fdatasync", os.fsync)(fd)
-                if hasattr(os, "posix_fadvise"):
-                    try:
-                        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                    except OSError:
-                        pass  # (advice: the file is on disk all the same)
-            else:
-                try:
-                    os.fsync(fd)
-                except OSError as e:
-                    if e.errno != errno.EINVAL:  # (some file systems cannot sync a folder: as PostgreSQL)
-                        raise
-        finally:
-            os.close(fd)
-
-    def finish(self, check: bool = True) -> None:
-        """Wait until every file added (and the folders above it) is on disk; with ``check``, raise the
-        first error."""
-        if self.thread is not None:
-            self.paths.put(None)
-            self.thread.join()
-            self.thread = None
-        if check and self.error is not None:
-            raise self.error
 
 
 _TEXT_CODES = pa.dictionary(pa.int32(), pa.string())  # (the type pyarrow reads a dictionary-encoded text as)
@@ -456,6 +371,7 @@ def replace_grouped_claims(spark: SparkSession, store, files: Sequence[DataFile]
         results.extend(group_claim_files(spark, files, scheme_dirs, policy, folder_uri, **options))
         return {r.file: r.rows_out for r in results if r.file}
 
+    # (synced: each task put its files and their folders on disk before it ended)
     version = store.replace_partitions_with_files("grouped_claims", write, {"discharge_month": list(months)},
-                                                  metadata=metadata)
+                                                  metadata=metadata, synced=True)
     return version, results

@@ -15,9 +15,12 @@ How a write works (one job run = one commit = one new version):
    statistics for most columns, and refuses nulls in NOT NULL ones), and for an OPTIONAL one Spark's
    writer drops them only for texts whose min and max exceed 4 KB.
    The log's statistics cover the table's ``stats_columns`` only (all columns if it has none).
-3. One delta-rs commit adds the files (and, for replace-where and merge, removes the replaced ones).
-   delta-rs checks the commit against concurrent ones: a conflicting commit raises
-   :class:`ConcurrentWriteError` after the staged files are deleted; appends are retried.
+3. On a local file system the files, and the new folders above them, are synced to disk
+   (:mod:`casemix.storage.durable`); then one delta-rs commit adds the files (and, for
+   replace-where and merge, removes the replaced ones). delta-rs checks the commit against
+   concurrent ones: a conflicting commit raises :class:`ConcurrentWriteError` after the staged
+   files are deleted; appends are retried. The commit's log entries are synced before the version
+   is returned.
 
 Reading goes the other way: the snapshot's file list comes from delta-rs, Spark reads the files.
 """
@@ -57,6 +60,7 @@ from casemix.storage.base import (
     partition_value_string,
     refine_unchanged,
 )
+from casemix.storage.durable import sync_files
 from casemix.tables import TableDef
 
 log = logging.getLogger(__name__)
@@ -349,10 +353,12 @@ class DeltaRsStore(DeltaStore):
                                     extra_actions=extra_actions, check_where=check_where, retries=retries)
 
     def _commit_written(self, definition, write: Callable[[str], Optional[Mapping[str, int]]], *, mode, operation,
-                        metadata, partition_filters=None, extra_actions=(), check_where=None, retries=0) -> int:
+                        metadata, partition_filters=None, extra_actions=(), check_where=None, retries=0,
+                        synced=False) -> int:
         """``write(folder)`` writes Parquet files into a new folder of the table and returns their paths
         relative to it with the rows each must hold (or None: every Parquet file in the folder); their
-        footers become the commit's add actions. Whatever fails, from the write up to the commit,
+        footers become the commit's add actions; the files are on disk before the commit (``synced``:
+        ``write`` saw to it), and its log entries before the version is returned. Whatever fails, from the write up to the commit,
         deletes the folder; once the commit has landed, nothing is deleted."""
         folder = self._new_folder()
         try:
@@ -374,6 +380,8 @@ class DeltaRsStore(DeltaStore):
                                 f"replace_partitions on {definition.name}: rows with {col}="
                                 f"{a.partition_values.get(col)!r} are outside the partitions being replaced {allowed}"
                             )
+            if not synced:  # (the files on disk before the log names them; see casemix.storage.durable)
+                sync_files(self._fs, [f["path"] for f in footers], top=self._root)
             attempt = 0
             while True:
                 try:
@@ -392,7 +400,25 @@ class DeltaRsStore(DeltaStore):
         except BaseException:
             self._discard(definition, folder)
             raise
-        return self._version_of(definition, commit_id)
+        version = self._version_of(definition, commit_id)
+        self._sync_log(definition, version)
+        return version
+
+    def _sync_log(self, definition: TableDef, version: int) -> None:
+        """Put the log entries of ``version`` on disk before it is reported: its commit, a checkpoint
+        delta-rs wrote after it, ``_last_checkpoint``, and the folders holding them up to the warehouse
+        (the table's own, and the warehouse's entry for it, are new at the first commit)."""
+        if not isinstance(self._fs, pafs.LocalFileSystem):
+            return
+        log_dir = f"{self._table_dir(definition)}/_delta_log"
+        prefix = f"{version:020d}."
+        paths = [i.path for i in self._fs.get_file_info(pafs.FileSelector(log_dir))
+                 if i.type == pafs.FileType.File and (i.base_name.startswith(prefix) or i.base_name == "_last_checkpoint")]
+        try:
+            sync_files(self._fs, paths, top=self._root)
+        except OSError as exc:
+            raise StorageError(f"version {version} of {definition.name} was committed, but its log entry could not "
+                               f"be put on disk: {exc}") from exc
 
     def create(self, table) -> int:
         definition = self.definition(table)
@@ -416,7 +442,7 @@ class DeltaRsStore(DeltaStore):
 
     # -- data files written by the caller (executors writing Parquet with Arrow, no Spark writer) -------
     def replace_partitions_with_files(self, table, write_files: Callable[[str], Mapping[str, int]], where, *,
-                                      metadata=None) -> int:
+                                      metadata=None, synced: bool = False) -> int:
         """Like :meth:`replace_partitions`, but the rows are Parquet files that ``write_files(folder_uri)``
         writes under ``folder_uri`` (a new, empty folder inside the table), each file in the
         sub-folder :func:`partition_dir` names for its partition values and holding every column of the
@@ -424,7 +450,9 @@ class DeltaRsStore(DeltaStore):
         ``folder_uri`` with the rows each holds (other files found there, e.g. from a failed task
         attempt, are deleted). A file whose footer holds other rows than reported stops the commit.
         The footers are checked and committed exactly as for a Spark write: one new version; nothing
-        committed, and the folder deleted, if anything fails before the commit."""
+        committed, and the folder deleted, if anything fails before the commit. With ``synced``, the
+        writer has already put the files, and every folder above them up to the table's, on disk
+        (as :class:`~casemix.storage.durable.FileSettler` does), and the store does not sync them again."""
         definition = self.definition(table)
         where_s = self._check_where(definition, where)
         filters = [(col, "in", values) for col, values in where_s.items()]
@@ -432,7 +460,7 @@ class DeltaRsStore(DeltaStore):
             definition, lambda folder: write_files(f"{self._uri(definition)}/{folder}"), mode="overwrite",
             operation="REPLACE PARTITIONS",
             metadata={**(metadata or {}), "casemix.replace_where": json.dumps(where_s, ensure_ascii=False)},
-            partition_filters=filters, check_where=where_s)
+            partition_filters=filters, check_where=where_s, synced=synced)
 
     def data_files(self, table, *, version: int | None = None,
                    where: Mapping[str, Sequence[Any]] | None = None) -> list[DataFile]:
