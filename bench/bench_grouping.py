@@ -32,7 +32,7 @@ ceilings for (b) are measured in the same session:
   python bench/bench_grouping.py                      # 1 M and 10 M cases
   python bench/bench_grouping.py --sizes 200000 --reference-sample 5000
   python bench/bench_grouping.py --sizes 10000000 --repeat 5 --no-dataframe   # the file-wise path only
-  python bench/bench_grouping.py --task-costs 250000 --repeat 5   # one task on one core: cost per partition, per claim
+  python bench/bench_grouping.py --task-costs 250000 --repeat 5   # one task on one core: cost per partition
 """
 from __future__ import annotations
 
@@ -252,18 +252,50 @@ def spark_job(spark, path: Path, n: int, tmp: Path, repeat: int, ceilings: bool,
     return out
 
 
-def task_costs(spark, paths: dict, data: Path, repeat: int, rows: int, cpu: int):
-    """One task of the file-wise path (``casemix.grouping.direct._task``: read, group, write and sync
-    whole partitions), run in this process on ONE core, over every k-th partition of each size's
-    claims table (about ``rows`` claims in all); then, from two or more layouts, the fixed cost of
-    a partition and the cost of a claim (least squares on seconds = a x partitions + b x claims)."""
+def _one_task(units, args, policy, data: Path, repeat: int, claims: int, cpu: int, name: str):
+    """Best of ``repeat`` runs of one file-wise task over ``units`` on CPU ``cpu`` (see :func:`task_costs`)."""
     import shutil
     import tempfile
 
-    import numpy as np
     import pyarrow as pa
 
-    from casemix.grouping.direct import DEFAULT_BATCH_ROWS, _task, deal_partitions
+    from casemix.grouping.direct import DEFAULT_BATCH_ROWS, _task
+
+    folders: list[str] = []
+
+    def clean():  # (untimed: the previous run's files)
+        while folders:
+            shutil.rmtree(folders.pop(), ignore_errors=True)
+        os.sync()
+
+    def run():
+        folders.append(tempfile.mkdtemp(dir=data))
+        list(_task(units, grouper_args=dict(args), policy=policy, ship=False, folder_uri=f"{folders[-1]}/w",
+                   batch_rows=DEFAULT_BATCH_ROWS))
+
+    all_cpus, arrow_cpus = os.sched_getaffinity(0), pa.cpu_count()
+    os.sched_setaffinity(0, {cpu})
+    pa.set_cpu_count(1)
+    try:
+        return best_of(name, claims, run, repeat, warmup=True, before=clean)
+    finally:
+        os.sched_setaffinity(0, all_cpus)
+        pa.set_cpu_count(arrow_cpus)
+        clean()
+
+
+def task_costs(spark, paths: dict, data: Path, repeat: int, rows: int, cpu: int):
+    """One task of the file-wise path (``casemix.grouping.direct._task``: read, group, write and sync
+    whole partitions), run in this process on ONE core (the calling thread and the threads it starts
+    pinned to ``cpu``; the kernel's writeback may run on the other core), over random samples of
+    each size's partitions holding about ``rows`` and ``rows / 4`` claims (the time per partition
+    shows what a partition costs at each layout, and whether it depends on the task's size); then
+    the most the tasks can do on 2 cores: twice the one-core rate. (A least-squares split into costs
+    per task, partition and claim was tried: on this machine the runs vary too much between
+    invocations for it to be stable.)"""
+    import random
+
+    from casemix.grouping.direct import deal_partitions
     from casemix.policy import GroupingPolicy
     from casemix.tables import CATALOGUE
 
@@ -271,45 +303,24 @@ def task_costs(spark, paths: dict, data: Path, repeat: int, rows: int, cpu: int)
     args = dict(scheme_dirs={SCHEME: str(schemes_dir() / SCHEME)}, versions={}, run_id="bench",
                 grouped_at=datetime.now(timezone.utc), out_schema=CATALOGUE["grouped_claims"].arrow_schema,
                 cache_dir=None)
-    out, fit = [], []
+    out, layout = [], {}
     for n, path in paths.items():
-        files = claims_table(spark, path, n, data).data_files("claims")
-        every = deal_partitions(files, CATALOGUE["claims"].partition_by, 1)[0]
-        units = every[::max(1, round(n / rows))]  # (every k-th partition: regions differ in size)
-        taken = sum(f.rows for _, unit in units for f in unit)
-
-        def run():
-            folder = tempfile.mkdtemp(dir=data)
-            try:
-                list(_task(units, grouper_args=dict(args), policy=policy, ship=False, folder_uri=f"{folder}/w",
-                           batch_rows=DEFAULT_BATCH_ROWS))
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
-
-        all_cpus = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {cpu})
-        pa.set_cpu_count(1)
-        try:
-            m = best_of(f"one task, 1 core, partitions of the {n:,} table", taken, run, repeat, warmup=True,
-                        before=os.sync)
-        finally:
-            os.sched_setaffinity(0, all_cpus)
-            pa.set_cpu_count(len(all_cpus))
-        m.extra["note"] = (f"{len(units)} partitions of ~{taken / len(units):,.0f} claims: "
-                           f"{1000 * m.seconds / len(units):.2f} ms per partition, best of {repeat}")
-        out.append(m)
-        fit.append((len(units), taken, m.seconds))
-    if len(fit) >= 2:
-        (a, b), *_ = np.linalg.lstsq(np.array([[p, c] for p, c, _ in fit], dtype=float),
-                                     np.array([t for *_, t in fit]), rcond=None)
-        lines = [f"fixed cost per partition {1000 * a:.2f} ms, per claim {1e6 * b:.2f} us (one core); so the "
-                 f"tasks alone, on 2 cores, allow at most:"]
-        for n in paths:
-            parts = len({tuple(f.partition_values.values()) for f in claims_table(spark, paths[n], n, data)
-                         .data_files("claims")})
-            lines.append(f"  {n:,} claims in {parts} partitions: {n / ((parts * a + n * b) / 2):,.0f} records/s "
-                         f"(before Spark's scheduling, the driver's listing and the commit)")
-        print("\n".join(lines))
+        every = deal_partitions(claims_table(spark, path, n, data).data_files("claims"),
+                                CATALOGUE["claims"].partition_by, 1)[0]
+        layout[n] = len(every)
+        for share in (1, 4):  # (about rows, then a quarter of that: tasks of two sizes per layout)
+            k = max(1, min(len(every), round(len(every) * rows / share / n)))
+            units = [every[i] for i in sorted(random.Random(42).sample(range(len(every)), k))]
+            taken = sum(f.rows for _, unit in units for f in unit)
+            m = _one_task(units, args, policy, data, repeat, taken, cpu,
+                          f"one task, 1 core, {k} partitions of the {n:,} table")
+            m.extra["note"] = (f"{k} of its {len(every)} partitions, ~{taken / k:,.0f} claims each: "
+                               f"{1000 * m.seconds / k:.2f} ms per partition, best of {repeat}")
+            out.append(m)
+    lines = ["so the tasks alone, on 2 cores, allow at most (twice the one-core rate of the larger sample):"]
+    lines += [f"  {n:,} claims in {layout[n]} partitions: {2 * m.rate:,.0f} records/s (before Spark's scheduling, "
+              f"the driver's listing and the commit)" for n, m in zip(paths, out[::2])]
+    print("\n".join(lines))
     return out
 
 
@@ -325,8 +336,8 @@ def main() -> None:
     parser.add_argument("--no-dataframe", dest="dataframe", action="store_false",
                         help="skip the DataFrame path of the Spark job (and its ceilings): file-wise path only")
     parser.add_argument("--task-costs", type=int, metavar="CLAIMS", default=0,
-                        help="only time one task of the file-wise path on one core over about CLAIMS claims of "
-                             "each size's table, and fit its cost per partition and per claim")
+                        help="only time one task of the file-wise path on one core over about CLAIMS (and "
+                             "CLAIMS / 4) claims of each size's table: its cost per partition at each layout")
     args = parser.parse_args()
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)

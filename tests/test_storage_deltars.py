@@ -361,6 +361,7 @@ def test_the_files_are_on_disk_before_the_commit_names_them_and_the_commit_befor
                      ("fsync", str(warehouse))]
 
 
+@pytest.mark.skipif(not hasattr(os, "fdatasync"), reason="no fdatasync here (the store uses fsync)")
 def test_a_file_that_cannot_be_put_on_disk_is_not_committed(spark, store, monkeypatch):
     import errno
 
@@ -376,6 +377,7 @@ def test_a_file_that_cannot_be_put_on_disk_is_not_committed(spark, store, monkey
     assert len([d for d in os.listdir(store.location(EVENTS)) if d.startswith("w-")]) == 1  # (the failed write's folder is gone)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
 def test_a_commit_whose_log_entry_cannot_be_put_on_disk_is_reported_as_such(spark, store, monkeypatch):
     import errno
 
@@ -411,3 +413,30 @@ def test_files_a_writer_hands_over_are_synced_by_the_store_unless_the_writer_say
         [data] = [f.path for f in store.data_files(EVENTS)]
         log = f"{store.location(EVENTS)}/_delta_log/{version:020d}.json"
         assert synced == ([log] if writer_synced else [data, log])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
+def test_a_checkpoint_written_after_the_commit_and_entries_of_concurrent_writers_are_synced_too(
+        spark, store, monkeypatch):
+    import dataclasses
+
+    checkpointed = dataclasses.replace(EVENTS, name="events_cp", properties={"delta.checkpointInterval": "3"})
+    for i in range(2):
+        store.append(checkpointed, frame(spark, [row(f"a{i}", 1, "R01", "2024-01")]))
+    synced = []
+    real = os.fdatasync
+
+    def spy(fd):
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", spy)
+    # version 2 (delta-rs checkpoints after it: (2 + 1) % 3 == 0) is made on version 0, as if another writer
+    # had committed version 1 meanwhile
+    opened = DeltaRsStore._open
+    monkeypatch.setattr(DeltaRsStore, "_open", lambda self, d, v=None: opened(self, d, 0 if v is None else v))
+    assert store.append(checkpointed, frame(spark, [row("b", 1, "R01", "2024-01")])) == 2
+    log = sorted(os.listdir(f"{store.location(checkpointed)}/_delta_log"))
+    assert f"{2:020d}.checkpoint.parquet" in log and "_last_checkpoint" in log
+    assert sorted(n for n in synced if not n.endswith(".parquet") or "checkpoint" in n) == sorted(
+        [f"{1:020d}.json", f"{2:020d}.json", f"{2:020d}.checkpoint.parquet", "_last_checkpoint"])

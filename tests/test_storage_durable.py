@@ -44,7 +44,7 @@ def test_a_released_file_keeps_only_its_footer_read_in_the_page_cache(tmp_path, 
 
 
 @linux
-def test_sync_files_syncs_every_file_then_the_folders_up_to_the_top_deepest_first(tmp_path, calls):
+def test_sync_files_syncs_every_file_then_each_folder_up_to_the_top_before_those_above_it(tmp_path, calls):
     (tmp_path / "t" / "a" / "b").mkdir(parents=True)
     (tmp_path / "t" / "c").mkdir()
     files = [str(tmp_path / "t" / "a" / "b" / "1.parquet"), str(tmp_path / "t" / "a" / "b" / "2.parquet"),
@@ -61,11 +61,13 @@ def test_sync_files_syncs_every_file_then_the_folders_up_to_the_top_deepest_firs
     assert calls == []
 
 
-def test_sync_files_raises_the_first_error(tmp_path):
+@linux
+def test_sync_files_raises_the_first_error_and_syncs_no_folder_after_it(tmp_path, calls):
     (tmp_path / "x.parquet").write_bytes(b"x")
-    with pytest.raises(FileNotFoundError, match="missing.parquet"):
-        sync_files(pafs.LocalFileSystem(), [str(tmp_path / "x.parquet"), str(tmp_path / "missing.parquet")],
-                   top=str(tmp_path))
+    paths = [str(tmp_path / "x.parquet"), str(tmp_path / "missing-1.parquet"), str(tmp_path / "missing-2.parquet")]
+    with pytest.raises(FileNotFoundError, match="missing-1.parquet"):
+        sync_files(pafs.LocalFileSystem(), paths, top=str(tmp_path), threads=3)
+    assert calls == [("fdatasync", paths[0])]
 
 
 def test_a_folder_that_cannot_be_synced_is_only_an_error_when_the_file_system_could(tmp_path, monkeypatch):

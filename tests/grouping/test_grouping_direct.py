@@ -387,6 +387,23 @@ def test_a_task_ends_only_once_its_files_and_their_folders_are_synced(claims_sto
     assert len(folders) == 7 and sorted(calls[3:]) == sorted(("fsync", f) for f in folders)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
+def test_the_job_does_not_sync_again_what_its_tasks_synced(spark, claims_store, schemes_dir, monkeypatch):
+    synced = []
+    real = os.fdatasync
+
+    def spy(fd):  # (in this process, the driver: the tasks run in Spark's Python workers)
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", spy)
+    version, results = replace_grouped_claims(spark, claims_store, claims_store.data_files("claims"), MONTHS,
+                                              _dirs(schemes_dir), POLICY, run_id="r", grouped_at=datetime.now(timezone.utc))
+    assert len([r for r in results if r.file]) == 3
+    log = f"{claims_store.location('grouped_claims')}/_delta_log"
+    assert synced == [f"{log}/{version:020d}.json"]  # (the log only: the files were the tasks' to sync)
+
+
 @pytest.mark.skipif(not hasattr(os, "fdatasync"), reason="no fdatasync here (the settler uses fsync)")
 def test_a_file_that_cannot_be_synced_fails_the_task(claims_store, tmp_path, schemes_dir, monkeypatch):
     import errno

@@ -16,11 +16,12 @@ How a write works (one job run = one commit = one new version):
    writer drops them only for texts whose min and max exceed 4 KB.
    The log's statistics cover the table's ``stats_columns`` only (all columns if it has none).
 3. On a local file system the files, and the new folders above them, are synced to disk
-   (:mod:`casemix.storage.durable`); then one delta-rs commit adds the files (and, for
+   (:mod:`casemix.storage.durable`; files handed over by a writer that synced them itself, as the
+   grouping tasks do, are not synced again); then one delta-rs commit adds the files (and, for
    replace-where and merge, removes the replaced ones). delta-rs checks the commit against
    concurrent ones: a conflicting commit raises :class:`ConcurrentWriteError` after the staged
-   files are deleted; appends are retried. The commit's log entries are synced before the version
-   is returned.
+   files are deleted; appends are retried. The log up to the new version is synced before the
+   version is returned.
 
 Reading goes the other way: the snapshot's file list comes from delta-rs, Spark reads the files.
 """
@@ -296,8 +297,9 @@ class DeltaRsStore(DeltaStore):
         metadata: Mapping[str, str] | None,
         partition_filters=None,
         create_if_missing: bool = True,
-    ) -> str:
-        """Commit ``actions``; returns the commit's id (:meth:`_version_of` finds its version)."""
+    ) -> tuple[str, int]:
+        """Commit ``actions``; returns the commit's id (:meth:`_version_of` finds its version) and the
+        version it was made on (-1 when it created the table)."""
         commit_id = uuid.uuid4().hex
         custom = {_META_WRITER: WRITER, _META_COMMIT: commit_id, "casemix.operation": operation}
         custom.update({k: str(v) for k, v in (metadata or {}).items()})
@@ -317,7 +319,7 @@ class DeltaRsStore(DeltaStore):
                     configuration=definition.table_properties or None,
                     commit_properties=props,
                 )
-                return commit_id
+                return commit_id, -1
             except Exception:
                 if not self.exists(definition):
                     raise
@@ -331,7 +333,7 @@ class DeltaRsStore(DeltaStore):
             partition_filters=partition_filters,
             commit_properties=props,
         )
-        return commit_id
+        return commit_id, dt.version()
 
     def _version_of(self, definition: TableDef, commit_id: str) -> int:
         """The version our commit got: read from the log files themselves, newest first (delta-rs's
@@ -381,12 +383,12 @@ class DeltaRsStore(DeltaStore):
                                 f"{a.partition_values.get(col)!r} are outside the partitions being replaced {allowed}"
                             )
             if not synced:  # (the files on disk before the log names them; see casemix.storage.durable)
-                sync_files(self._fs, [f["path"] for f in footers], top=self._root)
+                sync_files(self._fs, [f["path"] for f in footers if f["rows"]], top=self._root)
             attempt = 0
             while True:
                 try:
-                    commit_id = self._commit(definition, list(extra_actions) + actions, mode, operation, metadata,
-                                             partition_filters)
+                    commit_id, read = self._commit(definition, list(extra_actions) + actions, mode, operation,
+                                                   metadata, partition_filters)
                     break
                 except CommitFailedError as exc:
                     if attempt < retries:
@@ -401,21 +403,24 @@ class DeltaRsStore(DeltaStore):
             self._discard(definition, folder)
             raise
         version = self._version_of(definition, commit_id)
-        self._sync_log(definition, version)
+        self._sync_log(definition, version, since=read)
         return version
 
-    def _sync_log(self, definition: TableDef, version: int) -> None:
-        """Put the log entries of ``version`` on disk before it is reported: its commit, a checkpoint
-        delta-rs wrote after it, ``_last_checkpoint``, and the folders holding them up to the warehouse
-        (the table's own, and the warehouse's entry for it, are new at the first commit)."""
+    def _sync_log(self, definition: TableDef, version: int, since: int) -> None:
+        """Put the log on disk up to ``version`` before it is reported: the entries after ``since`` (the
+        version the commit was made on; those before ours are concurrent writers', which a crash must
+        not empty either), a checkpoint delta-rs wrote after our commit, ``_last_checkpoint``, and the
+        folders holding them up to the warehouse (the table's own, and the warehouse's entry for it, are
+        new at the first commit)."""
         if not isinstance(self._fs, pafs.LocalFileSystem):
             return
         log_dir = f"{self._table_dir(definition)}/_delta_log"
-        prefix = f"{version:020d}."
-        paths = [i.path for i in self._fs.get_file_info(pafs.FileSelector(log_dir))
-                 if i.type == pafs.FileType.File and (i.base_name.startswith(prefix) or i.base_name == "_last_checkpoint")]
+        entries = [f"{log_dir}/{v:020d}.json" for v in range(since + 1, version + 1)]
+        checkpoint = re.compile(rf"{version:020d}\.checkpoint(\.\d+\.\d+)?\.parquet|_last_checkpoint")
         try:
-            sync_files(self._fs, paths, top=self._root)
+            written = [i.path for i in self._fs.get_file_info(pafs.FileSelector(log_dir))
+                       if i.type == pafs.FileType.File and checkpoint.fullmatch(i.base_name)]
+            sync_files(self._fs, entries + written, top=self._root)
         except OSError as exc:
             raise StorageError(f"version {version} of {definition.name} was committed, but its log entry could not "
                                f"be put on disk: {exc}") from exc

@@ -5,11 +5,16 @@ Closing a file does not put its data on disk: the kernel writes it back later (t
 Linux). A commit that names a data file whose data a crash can still lose leaves a table whose
 snapshot points at a truncated or empty file, and a log entry that is not on disk can come back
 empty. So the delta-rs store (:mod:`casemix.storage.deltars`) syncs every data file it commits,
-and the new folders above them, before the commit, and syncs the log entries the commit wrote
-(and the folders that hold them) before it reports the version. delta-rs itself does not sync on a
-local file system (its object store does not by default), so the log entry is on disk a few
-milliseconds after it appears, not at the same instant; what the store does guarantee is that no
-version it reports can be lost.
+and the new folders above them, before the commit (unless the writer says it did, as the grouping
+tasks do with :class:`FileSettler`), and syncs the log up to the new version (and the folders that
+hold it) before it reports the version. delta-rs itself does not sync on a local file system (an
+strace of deltalake 1.6.6 shows no fsync or fdatasync: the log entry is a staging file linked to
+its name), so a new log entry is on disk some time after it appears, not at the same instant (that
+time includes any checkpoint delta-rs writes after the commit); what the store guarantees is that
+the log up to a version it reported, and the files it names, are on disk.
+
+``fdatasync`` where the platform has it, else ``fsync`` (on macOS that does not flush the drive's
+own cache: ``F_FULLFSYNC`` would).
 
 On HDFS or S3 there is nothing to do here: what makes a file durable there is theirs to say (HDFS:
 ``dfs.datanode.synconclose``), and there is no local page cache.
@@ -78,8 +83,9 @@ def folders_up_to(folder: str, top: str | None) -> list[str]:
 
 def sync_files(fs: pafs.FileSystem, paths: Iterable[str], top: str | None, *, threads: int = 8) -> None:
     """Sync the files ``paths`` (in ``threads`` threads: the disk takes several writebacks at once),
-    then every folder from each one's up to ``top``, deepest first. Raises the first error. Does
-    nothing unless ``fs`` is the local file system."""
+    then every folder from each one's up to ``top``, each before those above it. Raises the first
+    error (of the files in the order given; no folder is synced after a file failed). Does nothing
+    unless ``fs`` is the local file system."""
     if not isinstance(fs, pafs.LocalFileSystem):
         return
     paths = list(paths)
@@ -88,7 +94,7 @@ def sync_files(fs: pafs.FileSystem, paths: Iterable[str], top: str | None, *, th
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(paths)))) as pool:
         list(pool.map(sync_file, paths))  # (raises the first error, once all have run)
     folders = {f for p in paths for f in folders_up_to(os.path.dirname(p), top)}
-    for folder in sorted(folders, reverse=True):
+    for folder in sorted(folders, reverse=True):  # (a folder sorts after the folders above it)
         sync_folder(folder)
 
 
@@ -127,7 +133,7 @@ class FileSettler:
             while (path := self.paths.get()) is not None:
                 sync_file(path, release=True)
                 self.folders.update(folders_up_to(os.path.dirname(path), self.top))
-            for folder in sorted(self.folders, reverse=True):  # (deepest first)
+            for folder in sorted(self.folders, reverse=True):  # (each before those above it)
                 sync_folder(folder)
         except Exception as e:  # (kept for finish() to raise: a dying thread would leave the task none the wiser)
             self.error = e
