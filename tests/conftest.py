@@ -61,3 +61,21 @@ def store(spark, tmp_path):
     from casemix.storage.deltars import DeltaRsStore
 
     return DeltaRsStore(spark, str(tmp_path / "warehouse"))
+
+
+@pytest.fixture
+def sync_calls(monkeypatch):
+    """Every ``fdatasync`` / ``fsync`` / ``posix_fadvise`` this process makes, in order, as (name, path of
+    the descriptor, further arguments) (Linux: the path comes from /proc/self/fd)."""
+    seen = []
+
+    def spy(name, real):
+        def call(fd, *args):
+            seen.append((name, os.readlink(f"/proc/self/fd/{fd}"), *args))
+            return real(fd, *args)
+        return call
+
+    monkeypatch.setattr(os, "fdatasync", spy("fdatasync", os.fdatasync))
+    monkeypatch.setattr(os, "fsync", spy("fsync", os.fsync))
+    monkeypatch.setattr(os, "posix_fadvise", spy("fadvise", os.posix_fadvise))
+    return seen

@@ -13,38 +13,21 @@ from casemix.storage.durable import FOOTER_READ_BYTES, FileSettler, folders_up_t
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd; posix_fadvise")
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    """Every fdatasync / fsync / posix_fadvise: (name, path, further arguments), in order."""
-    seen = []
-
-    def spy(name, real):
-        def call(fd, *args):
-            seen.append((name, os.readlink(f"/proc/self/fd/{fd}"), *args))
-            return real(fd, *args)
-        return call
-
-    monkeypatch.setattr(os, "fdatasync", spy("fdatasync", os.fdatasync))
-    monkeypatch.setattr(os, "fsync", spy("fsync", os.fsync))
-    monkeypatch.setattr(os, "posix_fadvise", spy("fadvise", os.posix_fadvise))
-    return seen
-
-
 @linux
-def test_a_released_file_keeps_only_its_footer_read_in_the_page_cache(tmp_path, calls):
+def test_a_released_file_keeps_only_its_footer_read_in_the_page_cache(tmp_path, sync_calls):
     big, small = tmp_path / "big.parquet", tmp_path / "small.parquet"
     big.write_bytes(b"x" * (FOOTER_READ_BYTES + 5000))
     small.write_bytes(b"x" * FOOTER_READ_BYTES)
     sync_file(str(big), release=True)
     sync_file(str(small), release=True)
     sync_file(str(big))
-    assert calls == [("fdatasync", str(big)), ("fadvise", str(big), 0, 5000, os.POSIX_FADV_DONTNEED),
+    assert sync_calls == [("fdatasync", str(big)), ("fadvise", str(big), 0, 5000, os.POSIX_FADV_DONTNEED),
                      ("fdatasync", str(small)),  # (all of it is the footer read)
                      ("fdatasync", str(big))]
 
 
 @linux
-def test_sync_files_syncs_every_file_then_each_folder_up_to_the_top_before_those_above_it(tmp_path, calls):
+def test_sync_files_syncs_every_file_then_each_folder_up_to_the_top_before_those_above_it(tmp_path, sync_calls):
     (tmp_path / "t" / "a" / "b").mkdir(parents=True)
     (tmp_path / "t" / "c").mkdir()
     files = [str(tmp_path / "t" / "a" / "b" / "1.parquet"), str(tmp_path / "t" / "a" / "b" / "2.parquet"),
@@ -52,22 +35,22 @@ def test_sync_files_syncs_every_file_then_each_folder_up_to_the_top_before_those
     for f in files:
         open(f, "wb").write(b"x")
     sync_files(pafs.LocalFileSystem(), files, top=str(tmp_path / "t"), threads=2)
-    assert sorted(calls[:3]) == [("fdatasync", f) for f in files]
+    assert sorted(sync_calls[:3]) == [("fdatasync", f) for f in files]
     t = str(tmp_path / "t")
-    assert calls[3:] == [("fsync", f) for f in (f"{t}/c", f"{t}/a/b", f"{t}/a", t)]
+    assert sync_calls[3:] == [("fsync", f) for f in (f"{t}/c", f"{t}/a/b", f"{t}/a", t)]
     # not the local file system: nothing
-    calls.clear()
+    sync_calls.clear()
     sync_files(pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem()), ["t/c/3.parquet"], top=None)
-    assert calls == []
+    assert sync_calls == []
 
 
 @linux
-def test_sync_files_raises_the_first_error_and_syncs_no_folder_after_it(tmp_path, calls):
+def test_sync_files_raises_the_first_error_and_syncs_no_folder_after_it(tmp_path, sync_calls):
     (tmp_path / "x.parquet").write_bytes(b"x")
     paths = [str(tmp_path / "x.parquet"), str(tmp_path / "missing-1.parquet"), str(tmp_path / "missing-2.parquet")]
     with pytest.raises(FileNotFoundError, match="missing-1.parquet"):
         sync_files(pafs.LocalFileSystem(), paths, top=str(tmp_path), threads=3)
-    assert calls == [("fdatasync", paths[0])]
+    assert sync_calls == [("fdatasync", paths[0])]
 
 
 def test_a_folder_that_cannot_be_synced_is_only_an_error_when_the_file_system_could(tmp_path, monkeypatch):
@@ -116,13 +99,13 @@ def test_the_file_settler_only_settles_local_files(tmp_path):
 
 
 @linux
-def test_the_file_settler_releases_all_but_the_footer_read(tmp_path, calls):
+def test_the_file_settler_releases_all_but_the_footer_read(tmp_path, sync_calls):
     path = tmp_path / "x.parquet"
     path.write_bytes(b"x" * (FOOTER_READ_BYTES + 1))
     settler = FileSettler(pafs.LocalFileSystem(), top=str(tmp_path))
     settler.add(str(path))
     settler.finish()
-    assert calls == [("fdatasync", str(path)), ("fadvise", str(path), 0, 1, os.POSIX_FADV_DONTNEED),
+    assert sync_calls == [("fdatasync", str(path)), ("fadvise", str(path), 0, 1, os.POSIX_FADV_DONTNEED),
                      ("fsync", str(tmp_path))]
 
 

@@ -358,20 +358,10 @@ def _run_task(parts, folder, schemes_dir):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd; posix_fadvise")
-def test_a_task_ends_only_once_its_files_and_their_folders_are_synced(claims_store, tmp_path, schemes_dir, monkeypatch):
+def test_a_task_ends_only_once_its_files_and_their_folders_are_synced(claims_store, tmp_path, schemes_dir, sync_calls):
     from casemix.storage.durable import FOOTER_READ_BYTES
 
-    calls = []
-
-    def spy(name, real):
-        def call(fd, *args):
-            calls.append((name, os.readlink(f"/proc/self/fd/{fd}"), *args))
-            return real(fd, *args)
-        return call
-
-    monkeypatch.setattr(os, "fdatasync", spy("fdatasync", os.fdatasync))
-    monkeypatch.setattr(os, "posix_fadvise", spy("fadvise", os.posix_fadvise))
-    monkeypatch.setattr(os, "fsync", spy("fsync", os.fsync))
+    calls = sync_calls
     out = tmp_path / "out"
     results = _run_task(_task_parts(claims_store), out.as_uri(), schemes_dir)  # (a file:// URI)
     written = sorted(str(out / r.file) for r in results)
