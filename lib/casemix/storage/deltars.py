@@ -360,8 +360,8 @@ class DeltaRsStore(DeltaStore):
         """``write(folder)`` writes Parquet files into a new folder of the table and returns their paths
         relative to it with the rows each must hold (or None: every Parquet file in the folder); their
         footers become the commit's add actions; the files are on disk before the commit (``synced``:
-        ``write`` saw to it), and its log entries before the version is returned. Whatever fails, from the write up to the commit,
-        deletes the folder; once the commit has landed, nothing is deleted."""
+        ``write`` saw to it), and its log entries before the version is returned. Whatever fails, from
+        the write up to the commit, deletes the folder; once the commit has landed, nothing is deleted."""
         folder = self._new_folder()
         try:
             written = write(folder)
