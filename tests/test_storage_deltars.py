@@ -395,42 +395,28 @@ def test_a_commit_whose_log_entry_cannot_be_put_on_disk_is_reported_as_such(spar
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
-def test_files_a_writer_hands_over_are_synced_by_the_store_unless_the_writer_says_it_did(spark, store, monkeypatch):
-    synced = []
-
-    def spy(fd):
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        return real(fd)
-
-    real = os.fdatasync
-    monkeypatch.setattr(os, "fdatasync", spy)
+def test_files_a_writer_hands_over_are_synced_by_the_store_unless_the_writer_says_it_did(spark, store, sync_calls):
     rows = [row("a", 1, "R01", "2024-01")]
     for version, writer_synced in ((0, False), (1, True)):
-        synced.clear()
+        sync_calls.clear()
         assert store.replace_partitions_with_files(
             EVENTS, lambda uri: _write_events_file(uri, rows, statistics=True), {"month": ["2024-01"]},
             synced=writer_synced) == version
         [data] = [f.path for f in store.data_files(EVENTS)]
         log = f"{store.location(EVENTS)}/_delta_log/{version:020d}.json"
+        synced = [path for name, path, *_ in sync_calls if name == "fdatasync"]
         assert synced == ([log] if writer_synced else [data, log])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
 def test_a_checkpoint_written_after_the_commit_and_entries_of_concurrent_writers_are_synced_too(
-        spark, store, monkeypatch):
+        spark, store, monkeypatch, sync_calls):
     import dataclasses
 
     checkpointed = dataclasses.replace(EVENTS, name="events_cp", properties={"delta.checkpointInterval": "3"})
     for i in range(2):
         store.append(checkpointed, frame(spark, [row(f"a{i}", 1, "R01", "2024-01")]))
-    synced = []
-    real = os.fdatasync
-
-    def spy(fd):
-        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
-        return real(fd)
-
-    monkeypatch.setattr(os, "fdatasync", spy)
+    sync_calls.clear()
     # version 2 (delta-rs checkpoints after it: (2 + 1) % 3 == 0) is made on version 0, as if another writer
     # had committed version 1 meanwhile
     opened = DeltaRsStore._open
@@ -438,5 +424,6 @@ def test_a_checkpoint_written_after_the_commit_and_entries_of_concurrent_writers
     assert store.append(checkpointed, frame(spark, [row("b", 1, "R01", "2024-01")])) == 2
     log = sorted(os.listdir(f"{store.location(checkpointed)}/_delta_log"))
     assert f"{2:020d}.checkpoint.parquet" in log and "_last_checkpoint" in log
+    synced = [os.path.basename(path) for name, path, *_ in sync_calls if name == "fdatasync"]
     assert sorted(n for n in synced if not n.endswith(".parquet") or "checkpoint" in n) == sorted(
         [f"{1:020d}.json", f"{2:020d}.json", f"{2:020d}.checkpoint.parquet", "_last_checkpoint"])

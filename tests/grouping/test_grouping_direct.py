@@ -378,19 +378,13 @@ def test_a_task_ends_only_once_its_files_and_their_folders_are_synced(claims_sto
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
-def test_the_job_does_not_sync_again_what_its_tasks_synced(spark, claims_store, schemes_dir, monkeypatch):
-    synced = []
-    real = os.fdatasync
-
-    def spy(fd):  # (in this process, the driver: the tasks run in Spark's Python workers)
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        return real(fd)
-
-    monkeypatch.setattr(os, "fdatasync", spy)
+def test_the_job_does_not_sync_again_what_its_tasks_synced(spark, claims_store, schemes_dir, sync_calls):
+    # (sync_calls sees this process, the driver: the tasks run in Spark's Python workers)
     version, results = replace_grouped_claims(spark, claims_store, claims_store.data_files("claims"), MONTHS,
                                               _dirs(schemes_dir), POLICY, run_id="r", grouped_at=datetime.now(timezone.utc))
     assert len([r for r in results if r.file]) == 3
     log = f"{claims_store.location('grouped_claims')}/_delta_log"
+    synced = [path for name, path, *_ in sync_calls if name == "fdatasync"]
     assert synced == [f"{log}/{version:020d}.json"]  # (the log only: the files were the tasks' to sync)
 
 

@@ -82,11 +82,12 @@ def _trend(values: pd.DataFrame):
     months = values[(values["period_type"] == "month") & values["point_value"].notna()]
     # the months at positions, labelled: texts such as "01" that read as numbers would make matplotlib
     # log, for every line, that it plots them as categories
-    labels = sorted(months["period"].str[5:].unique())
+    months = months.assign(month=months["period"].str[5:])
+    labels = sorted(months["month"].unique())
     at = {m: i for i, m in enumerate(labels)}
     for region, df in months.groupby("region"):
         df = df.sort_values("period")
-        ax.plot([at[m] for m in df["period"].str[5:]], df["point_value"].astype(float), marker=".", label=region)
+        ax.plot(df["month"].map(at).tolist(), df["point_value"].astype(float), marker=".", label=region)
     ax.set_xticks(range(len(labels)), labels)
     ax.set_xlabel("month")
     ax.set_ylabel("provisional point value, yuan/point")

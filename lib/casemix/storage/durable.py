@@ -30,7 +30,8 @@ from typing import Iterable
 
 import pyarrow.fs as pafs
 
-__all__ = ["FOOTER_READ_BYTES", "sync_file", "sync_folder", "folders_up_to", "sync_files", "FileSettler"]
+__all__ = ["FOOTER_READ_BYTES", "sync_file", "sync_folder", "sync_folders", "folders_up_to", "sync_files",
+           "FileSettler"]
 
 #: bytes at the end of a Parquet file that a reader fetches for its footer in one read (Arrow's
 #: default ``footer_read_size``): :func:`sync_file` with ``release`` leaves them in the page cache,
@@ -93,7 +94,12 @@ def sync_files(fs: pafs.FileSystem, paths: Iterable[str], top: str | None, *, th
         return
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(paths)))) as pool:
         list(pool.map(sync_file, paths))  # (raises the first error, once all have run)
-    folders = {f for p in paths for f in folders_up_to(os.path.dirname(p), top)}
+    sync_folders({f for p in paths for f in folders_up_to(os.path.dirname(p), top)})
+
+
+def sync_folders(folders: Iterable[str]) -> None:
+    """:func:`sync_folder` each of ``folders``, each before those above it (the entry of a new folder
+    in its parent is only worth syncing once the folder itself is)."""
     for folder in sorted(folders, reverse=True):  # (a folder sorts after the folders above it)
         sync_folder(folder)
 
@@ -133,8 +139,7 @@ class FileSettler:
             while (path := self.paths.get()) is not None:
                 sync_file(path, release=True)
                 self.folders.update(folders_up_to(os.path.dirname(path), self.top))
-            for folder in sorted(self.folders, reverse=True):  # (each before those above it)
-                sync_folder(folder)
+            sync_folders(self.folders)
         except Exception as e:  # (kept for finish() to raise: a dying thread would leave the task none the wiser)
             self.error = e
 
